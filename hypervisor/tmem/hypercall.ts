@@ -1,0 +1,176 @@
+/**
+ * The tmem hypercall handler: decodes one trap per tmem_abi.h (abi.ts), checks everything a guest
+ * can get wrong, calls the store and writes the result back. Transport-independent: the emulator
+ * calls handle() from its port trap on TMEM_IO_PORT with the guest's registers; nothing here knows
+ * about ports or v86.
+ *
+ * Registers (tmem_abi.h, "Register use for one hypercall"):
+ *   EAX in:  bits 0-7 op, bits 8-15 pool id, bits 16-31 op argument (pool flags for TMEM_NEW_POOL)
+ *   EBX, ECX in: object id low, high      (TMEM_NEW_POOL: uuid words 0, 1)
+ *   ESI in:  page index                   (TMEM_NEW_POOL: uuid word 2)
+ *   EDI in:  guest page frame number      (TMEM_NEW_POOL: uuid word 3)
+ *   EAX out: the result as a u32 (a negative TMEM_E* code in two's complement)
+ *   TMEM_PROBE: EBX in guest ABI version; out EAX = TMEM_MAGIC, EBX = host version, ECX = 0 or
+ *   TMEM_EPROTO. Every other op is answered TMEM_EPROTO until a probe with a matching version has
+ *   been accepted; a probe with another version withdraws an earlier acceptance.
+ *
+ * Checks, in this order (the first failure is the result): probe accepted (TMEM_EPROTO), op known
+ * (TMEM_ENOSYS), op argument zero for ops that take none (TMEM_EINVAL: bits 16-31 are reserved),
+ * frame of a put or get inside guest RAM and outside the hole (TMEM_EFAULT), then the store's own
+ * checks (pool: TMEM_ENOENT, reserved object or index: TMEM_EINVAL, ...). The pool field of
+ * TMEM_NEW_POOL and TMEM_PROBE is ignored, as Xen ignores it for new_pool.
+ *
+ * handle() never throws. A guest mistake is a result code plus a per-client counter; an exception
+ * inside (a bug in the host) is caught, counted as internalErrors, kept in lastInternalError for the
+ * host to report, and answered TMEM_EINVAL.
+ */
+
+import {
+  TMEM_ABI_VERSION,
+  TMEM_DESTROY_POOL,
+  TMEM_EFAULT,
+  TMEM_EINVAL,
+  TMEM_ENOSYS,
+  TMEM_EPROTO,
+  TMEM_FLUSH_OBJECT,
+  TMEM_FLUSH_PAGE,
+  TMEM_GET_PAGE,
+  TMEM_MAGIC,
+  TMEM_NEW_POOL,
+  TMEM_PROBE,
+  TMEM_PUT_PAGE,
+} from "./abi.ts";
+import { checkGuestFrame, type GuestMemory } from "../guest-memory.ts";
+import type { TmemStore } from "./store.ts";
+
+/**
+ * The guest's registers at the trap. Reads give the values as the CPU holds them (u32; a signed
+ * view is tolerated, the handler takes every value mod 2^32); writes are truncated to 32 bits by the
+ * implementation.
+ */
+export interface TrapRegisters {
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+  esi: number;
+  edi: number;
+}
+
+/** EAX fields (tmem_abi.h TMEM_EAX_*_SHIFT). */
+export function decodeEax(eax: number): { op: number; pool: number; arg: number } {
+  const v = eax >>> 0;
+  return { op: v & 0xff, pool: (v >>> 8) & 0xff, arg: v >>> 16 };
+}
+
+/** The EAX a guest loads for `op` on `pool` with argument `arg` (inverse of decodeEax). */
+export function encodeEax(op: number, pool = 0, arg = 0): number {
+  return ((op & 0xff) | ((pool & 0xff) << 8) | ((arg & 0xffff) << 16)) >>> 0;
+}
+
+export class TmemHypercallHandler {
+  private accepted = false;
+  private lastError: unknown = undefined;
+
+  constructor(
+    private readonly store: TmemStore,
+    readonly clientId: number,
+    private readonly memory: GuestMemory,
+  ) {}
+
+  /** Whether a probe with the host's ABI version has been accepted. */
+  get probed(): boolean {
+    return this.accepted;
+  }
+
+  /** The last exception caught inside handle() (a host bug), for the host to report. */
+  get lastInternalError(): unknown {
+    return this.lastError;
+  }
+
+  /** Forgets the accepted probe (the guest rebooted): ops fail with TMEM_EPROTO until it probes. */
+  reset(): void {
+    this.accepted = false;
+  }
+
+  /** Handles one hypercall. Never throws. */
+  handle(regs: TrapRegisters): void {
+    let result: number;
+    try {
+      result = this.dispatch(regs);
+    } catch (error) {
+      result = this.internalError(error);
+    }
+    try {
+      regs.eax = result >>> 0;
+    } catch (error) {
+      this.internalError(error);
+    }
+  }
+
+  private dispatch(regs: TrapRegisters): number {
+    const eax = regs.eax >>> 0;
+    const op = eax & 0xff;
+    if (op === TMEM_PROBE) return this.probe(regs);
+    if (!this.accepted) return this.refuse(op, TMEM_EPROTO);
+    const pool = (eax >>> 8) & 0xff;
+    const arg = eax >>> 16;
+    const store = this.store;
+    const id = this.clientId;
+    switch (op) {
+      case TMEM_NEW_POOL:
+        return store.newPool(id, arg, regs.ebx, regs.ecx, regs.esi, regs.edi);
+      case TMEM_DESTROY_POOL:
+        if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
+        return store.destroyPool(id, pool);
+      case TMEM_PUT_PAGE: {
+        if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
+        const pfn = regs.edi >>> 0;
+        if (!checkGuestFrame(pfn, this.memory.sizeBytes)) return this.refuse(op, TMEM_EFAULT);
+        return store.putPage(id, pool, regs.ebx, regs.ecx, regs.esi, this.memory, pfn);
+      }
+      case TMEM_GET_PAGE: {
+        if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
+        const pfn = regs.edi >>> 0;
+        if (!checkGuestFrame(pfn, this.memory.sizeBytes)) return this.refuse(op, TMEM_EFAULT);
+        return store.getPage(id, pool, regs.ebx, regs.ecx, regs.esi, this.memory, pfn);
+      }
+      case TMEM_FLUSH_PAGE:
+        if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
+        return store.flushPage(id, pool, regs.ebx, regs.ecx, regs.esi);
+      case TMEM_FLUSH_OBJECT:
+        if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
+        return store.flushObject(id, pool, regs.ebx, regs.ecx);
+      default:
+        return this.refuse(op, TMEM_ENOSYS);
+    }
+  }
+
+  private probe(regs: TrapRegisters): number {
+    this.accepted = regs.ebx >>> 0 === TMEM_ABI_VERSION;
+    const status = this.accepted ? 0 : TMEM_EPROTO;
+    this.store.countHypercall(this.clientId, TMEM_PROBE, status);
+    regs.ebx = TMEM_ABI_VERSION;
+    regs.ecx = status >>> 0;
+    return TMEM_MAGIC;
+  }
+
+  private refuse(op: number, code: number): number {
+    this.store.countHypercall(this.clientId, op, code);
+    return code;
+  }
+
+  private internalError(error: unknown): number {
+    this.lastError = error;
+    try {
+      const counters = this.store.clientCounters(this.clientId);
+      if (counters !== undefined) {
+        counters.internalErrors++;
+        counters.errors.EINVAL++;
+      }
+    } catch (nested) {
+      this.lastError = nested;
+    }
+    return TMEM_EINVAL;
+  }
+}
