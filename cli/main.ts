@@ -1,0 +1,51 @@
+/** The tmemu command line (commander). Each command lives in its own module under cli/. */
+import { Command, Option } from "commander";
+import { bootCommand } from "./boot.ts";
+import { reportError } from "./errors.ts";
+import { imagesCommand } from "./images.ts";
+import { intOption } from "./options.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("tmemu")
+    .description("transcendent memory (tmem) for real Linux guests in Node.js on the v86 emulator")
+    .exitOverride()
+    .showHelpAfterError("(run the command with --help for its options)")
+    .configureOutput({ outputError: (str, write) => write(`tmemu: ${str.replace(/^error: /, "")}`) });
+
+  program
+    .command("images")
+    .description("build the guest kernel, initramfs and BIOS, or find them in the cache (~/.cache/tmemu)")
+    .option("--rebuild", "build again even when the cache holds the images")
+    .option("--json", "print what was built or found as JSON")
+    .option("--patches <dir>", "kernel patch series to apply (default: patches/)")
+    .action(async (flags) => {
+      process.exitCode = await imagesCommand(flags);
+    });
+
+  program
+    .command("boot")
+    .description("boot one guest; run --cmd in it and exit with its exit code, or open its console")
+    .addOption(new Option("--memory-mib <n>", "guest RAM in MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .option("--files <dir>", "put this folder's content on the guest's data disk, mounted at /data (on PATH)")
+    .option("--cmd <command>", "shell command to run in the guest (busybox sh)")
+    .addOption(new Option("--timeout-s <s>", "limit for boot and for the command").default(600).argParser(intOption("--timeout-s", 1, 86400)))
+    .addOption(new Option("--swap-mib <n>", "size of the guest's swap disk, 0 for none").default(64).argParser(intOption("--swap-mib", 0, 4096)))
+    .option("--kernel-args <args>", "extra kernel command line arguments")
+    .option("--console", "echo the guest's serial console (boot log) to stderr")
+    .option("--stats", "print boot time, command time and disk sectors to stderr")
+    .action(async (flags) => {
+      process.exitCode = await bootCommand(flags);
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,367 @@
+/**
+ * Guest: one real 32-bit Linux guest on v86, typed. The only module (with v86-internals.ts) that
+ * touches v86. It boots a kernel + initramfs with disks, exposes the serial console, runs commands
+ * through the guest agent (guest-images/init), traps port I/O for the hypervisor, gives
+ * range-checked access to guest-physical memory, counts disk traffic per drive and hands out the
+ * balloon device.
+ */
+import { createRequire } from "node:module";
+import { randomBytes } from "node:crypto";
+import { V86 } from "v86";
+import { TmemuError } from "../hypervisor/user-errors.ts";
+import type { GuestMemory } from "../hypervisor/guest-memory.ts";
+import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
+import { GUEST_HOLE_END, GUEST_HOLE_START, TMEM_PAGE_SIZE } from "../hypervisor/tmem/abi.ts";
+import { encodeRunRequest, MAX_REQUEST_BYTES, parseRunResult, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
+import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
+import { internalsOf, REG, registerFile, type V86Cpu, type V86VirtioBalloon } from "./v86-internals.ts";
+
+export interface Disposable {
+  dispose(): void;
+}
+
+export interface GuestImages {
+  bzImage: Uint8Array;
+  initrd: Uint8Array;
+  bios: Uint8Array;
+  vgaBios?: Uint8Array;
+}
+
+export interface GuestBootOptions {
+  images: GuestImages;
+  memoryMib: number;
+  /** Shown in errors and tables. */
+  name?: string;
+  /** Appended to the kernel command line. */
+  kernelArgs?: readonly string[];
+  /** ext4 image mounted on /data (hda). Written in place. */
+  dataDisk?: Uint8Array;
+  /** Swap image (hdb), activated at boot. */
+  swapDisk?: Uint8Array;
+  /** Offer the virtio balloon device (default true). */
+  balloon?: boolean;
+  bootTimeoutMs?: number;
+  /** Called with every console chunk as it arrives (for live echo). */
+  onConsole?: (text: string) => void;
+  /** Called inside the emulator-loaded event, before the CPU runs: register port traps here. */
+  beforeStart?: (guest: Guest) => void;
+}
+
+export const BASE_KERNEL_ARGS = ["console=ttyS0", "tsc=reliable", "mitigations=off", "random.trust_cpu=on", "loglevel=4"];
+
+/** v86 loads the initrd at this fixed guest-physical address. */
+export const INITRD_LOAD_ADDRESS = 64 * 1024 * 1024;
+/** v86 shows the top 16 MiB of memory as reserved in the e820 map. */
+export const RESERVED_TOP_MIB = 16;
+/** Room the kernel needs above the initrd to unpack it and run /init. */
+const WORKING_ROOM_MIB = 8;
+
+const MIB = 1024 * 1024;
+
+/** The smallest memory size that fits v86's fixed initrd placement. */
+export function minimumMemoryMib(initrdBytes: number): number {
+  return INITRD_LOAD_ADDRESS / MIB + Math.ceil(initrdBytes / MIB) + RESERVED_TOP_MIB + WORKING_ROOM_MIB;
+}
+
+const CONSOLE_KEEP_CHARS = 1 << 20;
+
+interface Waiter {
+  from: number;
+  test: (text: string) => boolean;
+  reject: (err: Error) => void;
+}
+
+export class Guest implements Disposable {
+  readonly name: string;
+  readonly memoryMib: number;
+  kernelRelease = "";
+  readonly disks: { data: DiskCounters; swap: DiskCounters } = { data: emptyDiskCounters(), swap: emptyDiskCounters() };
+
+  private readonly emulator: V86;
+  private cpu: V86Cpu | undefined;
+  private log = "";
+  /** Characters dropped from the front of `log` so far: absolute offset of log[0]. */
+  private logBase = 0;
+  private readonly waiters = new Set<Waiter>();
+  private readonly consoleListeners = new Set<(text: string) => void>();
+  private readonly decoder = new TextDecoder("utf-8");
+  private queue: Promise<unknown> = Promise.resolve();
+  private dead: TmemuError | undefined;
+  private disposed = false;
+
+  private constructor(emulator: V86, opts: GuestBootOptions) {
+    this.emulator = emulator;
+    this.name = opts.name ?? "guest";
+    this.memoryMib = opts.memoryMib;
+    if (opts.onConsole) this.consoleListeners.add(opts.onConsole);
+  }
+
+  static async boot(opts: GuestBootOptions): Promise<Guest> {
+    const min = minimumMemoryMib(opts.images.initrd.byteLength);
+    if (!Number.isInteger(opts.memoryMib) || opts.memoryMib < min || opts.memoryMib > 2048) {
+      throw new TmemuError(
+        "MEMORY_TOO_SMALL",
+        `guest memory ${opts.memoryMib} MiB is outside ${min}..2048 MiB`,
+        `v86 loads the ${(opts.images.initrd.byteLength / MIB).toFixed(1)} MiB initrd at 64 MiB and reserves the top ${RESERVED_TOP_MIB} MiB: use --memory-mib ${min} or more`,
+      );
+    }
+    const require = createRequire(import.meta.url);
+    const hda = opts.dataDisk ?? (opts.swapDisk ? new Uint8Array(MIB) : undefined);
+    const emulator = new V86({
+      wasm_path: require.resolve("v86/build/v86.wasm"),
+      memory_size: opts.memoryMib * MIB,
+      vga_memory_size: 2 * MIB,
+      bios: { buffer: toArrayBuffer(opts.images.bios) },
+      ...(opts.images.vgaBios ? { vga_bios: { buffer: toArrayBuffer(opts.images.vgaBios) } } : {}),
+      bzimage: { buffer: toArrayBuffer(opts.images.bzImage) },
+      initrd: { buffer: toArrayBuffer(opts.images.initrd) },
+      cmdline: [...BASE_KERNEL_ARGS, ...(opts.kernelArgs ?? [])].join(" "),
+      ...(hda ? { hda: { buffer: toArrayBuffer(hda) } } : {}),
+      ...(opts.swapDisk ? { hdb: { buffer: toArrayBuffer(opts.swapDisk) } } : {}),
+      virtio_balloon: opts.balloon ?? true,
+      autostart: false,
+      disable_keyboard: true,
+      disable_mouse: true,
+      disable_speaker: true,
+    } as ConstructorParameters<typeof V86>[0]);
+    const guest = new Guest(emulator, opts);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        emulator.add_listener("emulator-loaded", () => {
+          try {
+            guest.attach(Boolean(hda), Boolean(opts.swapDisk));
+            opts.beforeStart?.(guest);
+            resolve();
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      });
+      emulator.add_listener("serial0-output-byte", (byte: number) => guest.onByte(byte));
+      await emulator.run();
+      const m = await guest.waitFor(READY_PATTERN, opts.bootTimeoutMs ?? 120_000, "boot");
+      guest.kernelRelease = m[1] ?? "";
+      return guest;
+    } catch (err) {
+      await guest.dispose();
+      throw err;
+    }
+  }
+
+  private attach(hasData: boolean, hasSwap: boolean): void {
+    this.cpu = internalsOf(this.emulator);
+    const primary = this.cpu.devices.ide?.primary;
+    if (hasData && primary?.master.buffer) countDiskTraffic(primary.master.buffer, this.disks.data);
+    if (hasSwap && primary?.slave.buffer) countDiskTraffic(primary.slave.buffer, this.disks.swap);
+  }
+
+  private onByte(byte: number): void {
+    const text = this.decoder.decode(new Uint8Array([byte]), { stream: true });
+    if (!text) return;
+    this.log += text;
+    for (const l of this.consoleListeners) l(text);
+    if (this.log.length > 2 * CONSOLE_KEEP_CHARS) {
+      const drop = this.log.length - CONSOLE_KEEP_CHARS;
+      this.log = this.log.slice(drop);
+      this.logBase += drop;
+    }
+    if (byte === 0x0a) this.checkWaiters();
+  }
+
+  private checkWaiters(): void {
+    for (const w of this.waiters) {
+      if (w.test(this.textSince(w.from))) this.waiters.delete(w);
+    }
+    if (!this.dead && /Kernel panic - not syncing/.test(this.log.slice(-4096))) {
+      this.fail(new TmemuError("GUEST_GONE", `${this.name}: kernel panic`, `console tail:\n${this.consoleTail(20)}`));
+    }
+  }
+
+  private fail(err: TmemuError): void {
+    this.dead = err;
+    for (const w of this.waiters) w.reject(err);
+    this.waiters.clear();
+  }
+
+  /** Absolute console offset: pass to `textSince` or `waitFor` to look only at newer output. */
+  get consoleOffset(): number {
+    return this.logBase + this.log.length;
+  }
+
+  textSince(offset: number): string {
+    return this.log.slice(Math.max(0, offset - this.logBase));
+  }
+
+  consoleTail(lines: number): string {
+    return this.log.split("\n").slice(-lines - 1).join("\n");
+  }
+
+  /** Live console output. */
+  onConsole(listener: (text: string) => void): Disposable {
+    this.consoleListeners.add(listener);
+    return { dispose: () => this.consoleListeners.delete(listener) };
+  }
+
+  /** Bytes to the guest's serial port, as typed. */
+  sendInput(text: string): void {
+    this.emulator.serial0_send(text);
+  }
+
+  /** Waits until console output after `from` satisfies `fn`; returns what `fn` returned. */
+  waitUntil<T>(fn: (text: string) => T | undefined, timeoutMs: number, what: string, from = this.consoleOffset): Promise<T> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(
+          new TmemuError(
+            "TIMEOUT",
+            `${this.name}: ${what} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+            `raise --timeout-s if the work is just slow; console tail:\n${this.consoleTail(10)}`,
+          ),
+        );
+      }, timeoutMs);
+      const waiter: Waiter = {
+        from,
+        test: (text) => {
+          const r = fn(text);
+          if (r === undefined) return false;
+          clearTimeout(timer);
+          resolve(r);
+          return true;
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      if (!waiter.test(this.textSince(from))) this.waiters.add(waiter);
+    });
+  }
+
+  waitFor(pattern: RegExp, timeoutMs: number, what = `output matching ${pattern}`, from = 0): Promise<RegExpMatchArray> {
+    return this.waitUntil((text) => text.match(pattern) ?? undefined, timeoutMs, what, from);
+  }
+
+  /**
+   * Runs `command` with the guest's busybox sh; resolves with its output and exit code (a non-zero
+   * exit is a result, not an error). Commands run one at a time. A timeout leaves the guest in an
+   * unknown state: it is marked gone and later calls fail at once.
+   */
+  run(command: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+    const request = encodeRunRequest(`${Date.now().toString(36)}${randomBytes(4).toString("hex")}`, command);
+    if (request.length > MAX_REQUEST_BYTES) {
+      return Promise.reject(
+        new TmemuError("BAD_INPUT", `command is ${command.length} bytes; the guest agent takes at most about ${Math.floor((MAX_REQUEST_BYTES * 3) / 4) - 40}`, "put long scripts in a file on the data disk (--files DIR) and run that"),
+      );
+    }
+    const id = request.split(" ")[1] ?? "";
+    const job = this.queue.then(async () => {
+      if (this.dead) throw this.dead;
+      const from = this.consoleOffset;
+      this.emulator.serial0_send(request);
+      try {
+        return await this.waitUntil((text) => parseRunResult(text, id), opts.timeoutMs ?? 600_000, `command \`${abbreviate(command)}\``, from);
+      } catch (err) {
+        if (err instanceof TmemuError && err.code === "TIMEOUT") this.fail(err);
+        throw err;
+      }
+    });
+    this.queue = job.catch(() => undefined);
+    return job.then(({ output, exitCode }) => ({ output, exitCode }));
+  }
+
+  /** Like `run`, but a non-zero exit code is a GUEST_COMMAND_FAILED error carrying the output. */
+  async runChecked(command: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.run(command, opts);
+    if (r.exitCode !== 0) {
+      throw new TmemuError("GUEST_COMMAND_FAILED", `${this.name}: \`${abbreviate(command)}\` exited with ${r.exitCode}`, r.output.trim().split("\n").slice(-5).join("\n"));
+    }
+    return r.output;
+  }
+
+  /** Replaces the agent with an interactive shell on the serial console. */
+  startShell(): void {
+    this.emulator.serial0_send(SHELL_REQUEST);
+  }
+
+  /**
+   * Traps 32-bit `out` to `port`. The handler sees and may change the guest's registers; it must
+   * not throw (a throw here would unwind through the emulated CPU).
+   */
+  registerPortTrap(port: number, handler: (regs: TrapRegisters) => void): Disposable {
+    const cpu = this.requireCpu();
+    const regs = registersOf(registerFile(cpu));
+    const device = { name: `tmemu-port-${port.toString(16)}` };
+    cpu.io.register_write(port, device, undefined, undefined, () => handler(regs));
+    return { dispose: () => cpu.io.register_write(port, device, undefined, undefined, () => undefined) };
+  }
+
+  /** Guest-physical memory, 4 KiB pages, every access range-checked. */
+  get memory(): GuestMemory {
+    const cpu = this.requireCpu();
+    const sizeBytes = cpu.memory_size[0] ?? 0;
+    const check = (pfn: number): number => {
+      const addr = pfn * TMEM_PAGE_SIZE;
+      if (!Number.isInteger(pfn) || pfn < 0 || addr + TMEM_PAGE_SIZE > sizeBytes || (addr < GUEST_HOLE_END && addr + TMEM_PAGE_SIZE > GUEST_HOLE_START)) {
+        throw new RangeError(`guest frame ${pfn} is outside guest RAM or in the VGA hole`);
+      }
+      return addr;
+    };
+    return {
+      sizeBytes,
+      readPage: (pfn, dst) => dst.set(cpu.read_blob(check(pfn), TMEM_PAGE_SIZE)),
+      // Through write_blob: it invalidates JIT-compiled code on the page (DESIGN.md).
+      writePage: (pfn, src) => cpu.write_blob(src.subarray(0, TMEM_PAGE_SIZE), check(pfn)),
+    };
+  }
+
+  /** The virtio balloon device, when the guest was booted with one. */
+  get balloonDevice(): V86VirtioBalloon | undefined {
+    return this.requireCpu().devices.virtio_balloon;
+  }
+
+  get isAlive(): boolean {
+    return !this.dead && !this.disposed;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.fail(this.dead ?? new TmemuError("GUEST_GONE", `${this.name} was shut down`));
+    this.consoleListeners.clear();
+    await this.emulator.destroy();
+  }
+
+  private requireCpu(): V86Cpu {
+    if (!this.cpu) throw new TmemuError("GUEST_GONE", `${this.name} is not running`);
+    return this.cpu;
+  }
+}
+
+function registersOf(file: () => Int32Array): TrapRegisters {
+  const reg = (i: number) => ({
+    get: () => (file()[i] ?? 0) >>> 0,
+    set: (v: number) => {
+      file()[i] = v | 0;
+    },
+  });
+  return Object.defineProperties({} as TrapRegisters, {
+    eax: reg(REG.EAX),
+    ebx: reg(REG.EBX),
+    ecx: reg(REG.ECX),
+    edx: reg(REG.EDX),
+    esi: reg(REG.ESI),
+    edi: reg(REG.EDI),
+  });
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
+  return bytes.slice().buffer;
+}
+
+function abbreviate(command: string): string {
+  const one = command.replace(/\s+/g, " ").trim();
+  return one.length > 60 ? `${one.slice(0, 57)}...` : one;
+}

@@ -1,0 +1,183 @@
+/**
+ * The guest-image build: `ensureImages` returns the kernel, initramfs and BIOS for the current
+ * inputs, building what the cache does not hold yet. Two cached stages, each keyed by a hash of all
+ * of its inputs (inputs.ts):
+ *   kernel/<key>/   bzImage, config, headers/, nolibc/, manifest.json
+ *   initrd/<key>/   initrd.cpio, manifest.json
+ * under cacheRoot() (~/.cache/tmemu), beside debs/ (downloaded packages), bios/ and logs/.
+ * A stage's manifest.json is written last: a directory without one is an unfinished build.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TmemuError } from "../hypervisor/user-errors.ts";
+import type { GuestImages } from "../emulator/guest.ts";
+import { run } from "./exec.ts";
+import { ensureHostTools } from "./host-tools.ts";
+import { buildInitramfs, listPrograms } from "./initramfs.ts";
+import { dirInputs, hashInputs } from "./inputs.ts";
+import { buildKernel, listPatches } from "./kernel.ts";
+import { readPins, resolvePackage, type ResolvedPackage } from "./packages.ts";
+import { cacheRoot, DEFAULT_PATCHES_DIR, GUEST_IMAGES_DIR } from "./paths.ts";
+import { silentProgress, type ProgressSink } from "./progress.ts";
+
+export interface EnsureImagesOptions {
+  rebuild?: boolean;
+  patchesDir?: string;
+  progress?: ProgressSink;
+  cacheDir?: string;
+}
+
+export interface ImageSet {
+  kernelDir: string;
+  kernelKey: string;
+  kernelRelease: string;
+  initrdPath: string;
+  initrdKey: string;
+  biosPath: string;
+  vgaBiosPath: string;
+  packages: { name: string; version: string; pinned?: string }[];
+  patches: string[];
+  built: { kernel: boolean; initrd: boolean };
+  /** Wall time of this call, and of the last build of each stage. */
+  seconds: { total: number; kernelBuild: number; initrdBuild: number };
+}
+
+interface StageManifest {
+  key: string;
+  builtAt: string;
+  seconds: number;
+  [k: string]: unknown;
+}
+
+const DEFAULT_KERNEL_LINES = 1250;
+
+function readManifest(dir: string): StageManifest | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as StageManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+function sourceInputs(...names: string[]): Record<string, Uint8Array> {
+  return Object.fromEntries(names.map((n) => [`build/${n}`, readFileSync(join(GUEST_IMAGES_DIR, n))]));
+}
+
+export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<ImageSet> {
+  const t0 = Date.now();
+  const progress = opts.progress ?? silentProgress;
+  const root = opts.cacheDir ?? cacheRoot();
+  const patchesDir = opts.patchesDir ?? DEFAULT_PATCHES_DIR;
+  for (const d of ["debs", "kernel", "initrd", "bios", "logs", "work"]) mkdirSync(join(root, d), { recursive: true });
+  const logFile = join(root, "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
+  writeFileSync(logFile, `tmemu guest-image build, ${new Date().toISOString()}\n`);
+
+  const pins = readPins();
+  const debDir = join(root, "debs");
+  const uncached = pins.filter((p) => !existsSync(join(debDir, `${p.name}_${p.version.replace(/:/g, "%3a")}_${p.arch}.deb`)));
+  if (uncached.length) ensureHostTools(progress, uncached.some((p) => p.arch === "i386"));
+  const resolved = new Map<string, ResolvedPackage>();
+  for (const p of pins) resolved.set(p.name, await resolvePackage(p, debDir, logFile, progress));
+  const pkg = (name: string): ResolvedPackage => {
+    const r = resolved.get(name);
+    if (!r) throw new TmemuError("BUILD_FAILED", `guest-images/versions.json has no ${name}`, "restore versions.json from the repository");
+    return r;
+  };
+
+  // Stage 1: kernel.
+  const patches = listPatches(patchesDir);
+  const fragment = readFileSync(join(GUEST_IMAGES_DIR, "kernel.config"), "utf8");
+  const kernelKey = hashInputs({
+    "linux-source": pkg("linux-source-6.1").version,
+    "kernel.config": fragment,
+    ...dirInputs(patchesDir, "patches", (n) => n.endsWith(".patch")),
+    ...sourceInputs("kernel.ts", "kconfig.ts"),
+  });
+  const kernelDir = join(root, "kernel", kernelKey);
+  let kernelManifest = opts.rebuild ? undefined : readManifest(kernelDir);
+  const linesFile = join(root, "kernel-build-lines");
+  if (!kernelManifest) {
+    ensureHostTools(progress, false);
+    const started = Date.now();
+    const tmpOut = `${kernelDir}.tmp`;
+    rmSync(tmpOut, { recursive: true, force: true });
+    const expectedLines = existsSync(linesFile) ? Number(readFileSync(linesFile, "utf8")) || DEFAULT_KERNEL_LINES : DEFAULT_KERNEL_LINES;
+    const result = await buildKernel(
+      { linuxSourceDeb: pkg("linux-source-6.1").deb, patchesDir, configFragment: fragment, workDir: join(root, "work", `kernel-${kernelKey}`), outDir: tmpOut, logFile, expectedLines },
+      progress,
+    );
+    writeFileSync(linesFile, String(result.buildLines));
+    kernelManifest = {
+      key: kernelKey,
+      builtAt: new Date().toISOString(),
+      seconds: (Date.now() - started) / 1000,
+      release: result.release,
+      linuxSource: pkg("linux-source-6.1").version,
+      patches: patches.map((p) => p.split("/").pop()),
+    };
+    writeFileSync(join(tmpOut, "manifest.json"), JSON.stringify(kernelManifest, null, 2));
+    rmSync(kernelDir, { recursive: true, force: true });
+    renameSync(tmpOut, kernelDir);
+  }
+
+  // Stage 2: initramfs (depends on the kernel for headers and nolibc).
+  const initScript = readFileSync(join(GUEST_IMAGES_DIR, "init"), "utf8");
+  const programsDir = join(GUEST_IMAGES_DIR, "programs");
+  const initrdKey = hashInputs({
+    kernel: kernelKey,
+    busybox: pkg("busybox-static").version,
+    init: initScript,
+    ...dirInputs(programsDir, "programs", (n) => n.endsWith(".c") || n.endsWith(".h")),
+    ...sourceInputs("initramfs.ts", "cpio.ts"),
+  });
+  const initrdDir = join(root, "initrd", initrdKey);
+  let initrdManifest = opts.rebuild ? undefined : readManifest(initrdDir);
+  if (!initrdManifest) {
+    ensureHostTools(progress, false);
+    const started = Date.now();
+    const { cpio, programs } = await buildInitramfs(
+      { busyboxDeb: pkg("busybox-static").deb, initScript, programsDir, kernelOutDir: kernelDir, workDir: join(root, "work", `initrd-${initrdKey}`), logFile },
+      progress,
+    );
+    mkdirSync(initrdDir, { recursive: true });
+    writeFileSync(join(initrdDir, "initrd.cpio"), cpio);
+    initrdManifest = { key: initrdKey, builtAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, programs, busybox: pkg("busybox-static").version };
+    writeFileSync(join(initrdDir, "manifest.json"), JSON.stringify(initrdManifest, null, 2));
+  }
+
+  // BIOS from Debian's seabios.
+  const seabios = pkg("seabios");
+  const biosDir = join(root, "bios", seabios.version.replace(/:/g, "_"));
+  if (!existsSync(join(biosDir, "bios.bin"))) {
+    const tmp = `${biosDir}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    await run("dpkg-deb", ["-x", seabios.deb, tmp], { logFile });
+    mkdirSync(biosDir, { recursive: true });
+    copyFileSync(join(tmp, "usr/share/seabios/vgabios-stdvga.bin"), join(biosDir, "vgabios-stdvga.bin"));
+    copyFileSync(join(tmp, "usr/share/seabios/bios.bin"), join(biosDir, "bios.bin"));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  return {
+    kernelDir,
+    kernelKey,
+    kernelRelease: String(kernelManifest["release"] ?? ""),
+    initrdPath: join(initrdDir, "initrd.cpio"),
+    initrdKey,
+    biosPath: join(biosDir, "bios.bin"),
+    vgaBiosPath: join(biosDir, "vgabios-stdvga.bin"),
+    packages: [...resolved.values()].map((r) => ({ name: r.name, version: r.version, ...(r.pinned ? { pinned: r.pinned } : {}) })),
+    patches: patches.map((p) => p.split("/").pop() ?? p),
+    built: { kernel: kernelManifest.builtAt > new Date(t0).toISOString(), initrd: initrdManifest.builtAt > new Date(t0).toISOString() },
+    seconds: { total: (Date.now() - t0) / 1000, kernelBuild: kernelManifest.seconds, initrdBuild: initrdManifest.seconds },
+  };
+}
+
+export function loadGuestImages(set: ImageSet): GuestImages {
+  return {
+    bzImage: readFileSync(join(set.kernelDir, "bzImage")),
+    initrd: readFileSync(set.initrdPath),
+    bios: readFileSync(set.biosPath),
+    vgaBios: readFileSync(set.vgaBiosPath),
+  };
+}
