@@ -302,7 +302,7 @@ export class TmemStore {
       const f = pt.frame[old]!;
       if (f !== NO_FRAME) {
         // Replace in place: the page keeps its frame, so a full store cannot refuse it.
-        memory.readPage(pfn, slab.frame(f));
+        this.readGuestPage(memory, pfn, slab.frame(f), NO_FRAME, old);
         const word = sameFilledWord(slab.words, f * FRAME_WORDS);
         this.unaccount(old);
         if (word !== NOT_SAME_FILLED) {
@@ -326,7 +326,7 @@ export class TmemStore {
     let f = this.freeFrame();
     let word: number;
     if (f !== NO_FRAME) {
-      memory.readPage(pfn, slab.frame(f)); // the one copy of the fast path
+      this.readGuestPage(memory, pfn, slab.frame(f), f, old); // the one copy of the fast path
       word = sameFilledWord(slab.words, f * FRAME_WORDS);
       if (word !== NOT_SAME_FILLED) {
         slab.free(f);
@@ -334,7 +334,7 @@ export class TmemStore {
       }
     } else {
       // Full: look at the data before evicting anything, a same-filled page needs no frame.
-      memory.readPage(pfn, this.scratch);
+      this.readGuestPage(memory, pfn, this.scratch, NO_FRAME, old);
       word = sameFilledWord(this.scratchWords, 0);
       if (word === NOT_SAME_FILLED) {
         if (!this.evictFrame(c)) return this.refusePut(c, pool, old, TMEM_ENOSPC);
@@ -352,13 +352,19 @@ export class TmemStore {
       this.account(old);
       return TMEM_HIT;
     }
+    let s: number;
+    try {
+      s = pt.allocSlot(); // may grow the page table, which may fail
+    } catch (error) {
+      if (f !== NO_FRAME) slab.free(f);
+      throw error;
+    }
     // An eviction may have removed `obj` (with its last page): look it up again.
     if (this.evictions !== evictionsBefore) obj = pool.objects.get(key);
     if (obj === undefined) {
       obj = new TmemObject(pool, key);
       pool.objects.set(key, obj);
     }
-    const s = pt.allocSlot();
     pt.frame[s] = f;
     pt.fill[s] = f === NO_FRAME ? word : 0;
     pt.index[s] = index;
@@ -770,6 +776,21 @@ export class TmemStore {
     c.counters.putsRefused++;
     pool.counters.putsRefused++;
     return this.fail(c, code);
+  }
+
+  /**
+   * Reads guest frame `pfn` into `dst`. GuestMemory is outside code: if it throws, the put fails
+   * without leaking `fresh` (a frame not yet attached) and without leaving `old` (the page at the
+   * handle, possibly half overwritten) behind, then the exception goes on to the hypercall layer.
+   */
+  private readGuestPage(memory: GuestMemory, pfn: number, dst: Uint8Array, fresh: number, old: number): void {
+    try {
+      memory.readPage(pfn, dst);
+    } catch (error) {
+      if (fresh !== NO_FRAME) this.slab.free(fresh);
+      if (old !== NIL) this.removePage(old);
+      throw error;
+    }
   }
 
   /** A free frame within the budget, or NO_FRAME. */
