@@ -4,6 +4,8 @@ import { bootCommand } from "./boot.ts";
 import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
 import { intOption } from "./options.ts";
+import { CHECK_NAMES } from "./validate.ts";
+import { validateCommand } from "./validate-command.ts";
 
 export function buildProgram(): Command {
   const program = new Command("tmemu")
@@ -35,6 +37,17 @@ export function buildProgram(): Command {
     .option("--stats", "print boot time, command time and disk sectors to stderr")
     .action(async (flags) => {
       process.exitCode = await bootCommand(flags);
+    });
+
+  program
+    .command("validate")
+    .description("apply a kernel patch series, build, boot real guests and run the end-to-end tmem checks")
+    .option("--patches <dir>", "the patch series to validate (default: patches/)")
+    .addOption(new Option("--memory-mib <n>", "guest RAM in MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(new Option("--only <checks...>", "run only these checks").choices([...CHECK_NAMES]))
+    .option("--json <file>", "also write the report as JSON")
+    .action(async (flags) => {
+      process.exitCode = await validateCommand(flags);
     });
 
   return program;

@@ -14,7 +14,8 @@ import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
 import { GUEST_HOLE_END, GUEST_HOLE_START, TMEM_PAGE_SIZE } from "../hypervisor/tmem/abi.ts";
 import { encodeRunRequest, MAX_REQUEST_BYTES, parseRunResult, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
 import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
-import { internalsOf, REG, registerFile, type V86Cpu, type V86VirtioBalloon } from "./v86-internals.ts";
+import { GuestBalloon } from "./balloon.ts";
+import { internalsOf, REG, registerFile, type V86Cpu } from "./v86-internals.ts";
 
 export interface Disposable {
   dispose(): void;
@@ -79,6 +80,7 @@ export class Guest implements Disposable {
 
   private readonly emulator: V86;
   private cpu: V86Cpu | undefined;
+  private balloonHandle: GuestBalloon | undefined;
   private log = "";
   /** Characters dropped from the front of `log` so far: absolute offset of log[0]. */
   private logBase = 0;
@@ -150,6 +152,8 @@ export class Guest implements Disposable {
 
   private attach(hasData: boolean, hasSwap: boolean): void {
     this.cpu = internalsOf(this.emulator);
+    const dev = this.cpu.devices.virtio_balloon;
+    if (dev) this.balloonHandle = new GuestBalloon(this.cpu, dev);
     const primary = this.cpu.devices.ide?.primary;
     if (hasData && primary?.master.buffer) countDiskTraffic(primary.master.buffer, this.disks.data);
     if (hasSwap && primary?.slave.buffer) countDiskTraffic(primary.slave.buffer, this.disks.swap);
@@ -316,9 +320,9 @@ export class Guest implements Disposable {
     };
   }
 
-  /** The virtio balloon device, when the guest was booted with one. */
-  get balloonDevice(): V86VirtioBalloon | undefined {
-    return this.requireCpu().devices.virtio_balloon;
+  /** The virtio balloon, when the guest was booted with one (the default). */
+  get balloon(): GuestBalloon | undefined {
+    return this.balloonHandle;
   }
 
   get isAlive(): boolean {
