@@ -141,3 +141,8 @@ export function isSameFilled(page: Uint8Array): boolean {
   for (let i = 4; i < page.length; i++) if (page[i] !== page[i - 4]) return false;
   return true;
 }
+
+/** Fast byte equality for property tests (expect().toEqual on 4 KiB arrays is slow). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}

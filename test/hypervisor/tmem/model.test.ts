@@ -1,0 +1,349 @@
+/**
+ * Model-based property tests: random hypercall sequences from two guests, run against the real
+ * handler + store and against the reference model (model.ts).
+ *  - With a budget that holds everything, the store and the model agree on every result, every
+ *    register the probe writes and every byte a get writes, and the store's gauges equal the model's
+ *    page counts.
+ *  - With a small budget and page cap, the store may evict ephemeral pages and refuse puts, but a
+ *    hit always returns exactly the data last put at that handle (never stale), persistent pages
+ *    are never lost, and the slab's frame accounting balances after every step.
+ */
+
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  TMEM_DESTROY_POOL,
+  TMEM_EBUSY,
+  TMEM_EFAULT,
+  TMEM_ENOSPC,
+  TMEM_EPERM,
+  TMEM_FLUSH_OBJECT,
+  TMEM_FLUSH_PAGE,
+  TMEM_GET_PAGE,
+  TMEM_HIT,
+  TMEM_MISS,
+  TMEM_NEW_POOL,
+  TMEM_POOL_PERSIST,
+  TMEM_POOL_SHARED,
+  TMEM_PROBE,
+  TMEM_PUT_PAGE,
+} from "../../../hypervisor/tmem/abi.ts";
+import { uuidToWords } from "../../../hypervisor/tmem/handle.ts";
+import { encodeEax } from "../../../hypervisor/tmem/hypercall.ts";
+import { TmemStore } from "../../../hypervisor/tmem/store.ts";
+import { TmemModel, type ModelOutcome, type Regs } from "./model.ts";
+import { bytesEqual, distinctPage, isSameFilled, objectWords, TestGuest } from "./test-guest.ts";
+
+const UUIDS = ["aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002", "cccccccc-0000-0000-0000-000000000003"];
+/** Guest 0 may use UUIDS[0] and UUIDS[1]; guest 1 only UUIDS[0]; nobody UUIDS[2]. */
+const AUTH: readonly (readonly string[])[] = [[UUIDS[0]!, UUIDS[1]!], [UUIDS[0]!]];
+const OBJECTS = [0n, 1n, 2n, 2n ** 53n, 2n ** 53n + 1n, 0xffffffffn, 2n ** 64n - 1n /* reserved */];
+const INDEXES = [0, 1, 2, 0xfffffffe, 0xffffffff /* reserved */];
+/** Frames puts read from and gets write to; their content changes as gets land on them. */
+const FRAMES = [16, 17, 18, 19, 20, 21, 22, 23];
+const BAD_FRAMES = [0xa0, 0xbf, 256, 0xffffffff];
+const MEMORY_BYTES = 1 << 20;
+
+type Cmd =
+  | { k: "call"; g: number; regs: Regs }
+  | { k: "freeze" | "thaw"; g: number }
+  | { k: "allowance"; g: number; pages: number | undefined };
+
+// Mostly a few handles in the pools the setup creates, so that ops meet each other's pages.
+const guestIdx = fc.constantFrom(0, 1);
+const poolId = fc.oneof({ weight: 10, arbitrary: fc.nat(2) }, { weight: 1, arbitrary: fc.nat(17) }, { weight: 1, arbitrary: fc.constant(255) });
+const object = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...OBJECTS.slice(1, 3)) }, { weight: 2, arbitrary: fc.constantFrom(...OBJECTS) });
+const index = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...INDEXES.slice(0, 2)) }, { weight: 2, arbitrary: fc.constantFrom(...INDEXES) });
+const frame = fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...FRAMES) }, { weight: 1, arbitrary: fc.constantFrom(...BAD_FRAMES) });
+/** The op argument: zero nearly always (non-zero is refused for data ops). */
+const argBits = fc.oneof({ weight: 19, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 0xffff }) });
+
+function dataOp(op: number) {
+  return fc.record({ g: guestIdx, pool: poolId, obj: object, idx: index, pfn: frame, arg: argBits }).map(({ g, pool, obj, idx, pfn, arg }): Cmd => {
+    const [lo, hi] = objectWords(obj);
+    return { k: "call", g, regs: { eax: encodeEax(op, pool, arg), ebx: lo, ecx: hi, esi: idx, edi: pfn } };
+  });
+}
+
+const command: fc.Arbitrary<Cmd> = fc.oneof(
+  { weight: 30, arbitrary: dataOp(TMEM_PUT_PAGE) },
+  { weight: 25, arbitrary: dataOp(TMEM_GET_PAGE) },
+  { weight: 8, arbitrary: dataOp(TMEM_FLUSH_PAGE) },
+  { weight: 4, arbitrary: dataOp(TMEM_FLUSH_OBJECT) },
+  {
+    weight: 8,
+    arbitrary: fc
+      .record({ g: guestIdx, flags: fc.constantFrom(0, 0, 1, 1, 2, 2, 3, 4, 0x8001), uuid: fc.constantFrom(...UUIDS) })
+      .map(({ g, flags, uuid }): Cmd => {
+        const [w0, w1, w2, w3] = uuidToWords(uuid);
+        return { k: "call", g, regs: { eax: encodeEax(TMEM_NEW_POOL, 0, flags), ebx: w0, ecx: w1, esi: w2, edi: w3 } };
+      }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ g: guestIdx, pool: poolId, arg: argBits }).map(({ g, pool, arg }): Cmd => ({
+      k: "call",
+      g,
+      regs: { eax: encodeEax(TMEM_DESTROY_POOL, pool, arg), ebx: 0, ecx: 0, esi: 0, edi: 0 },
+    })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ g: guestIdx, version: fc.constantFrom(1, 1, 1, 1, 1, 1, 0, 2) }).map(({ g, version }): Cmd => ({
+      k: "call",
+      g,
+      regs: { eax: encodeEax(TMEM_PROBE), ebx: version, ecx: 0, esi: 0, edi: 0 },
+    })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ g: guestIdx, eax: fc.integer({ min: 0, max: 0xffffffff }), ebx: fc.nat(3), pfn: frame })
+      .map(({ g, eax, ebx, pfn }): Cmd => ({ k: "call", g, regs: { eax, ebx, ecx: 0, esi: 0, edi: pfn } })),
+  },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("freeze" as const), g: guestIdx }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("thaw" as const), g: guestIdx }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant("allowance" as const), g: guestIdx, pages: fc.option(fc.nat(3), { nil: undefined }) }),
+  },
+);
+
+/** Setup every run starts with, so that random ops find pools: see AUTH for the uuids. */
+function setupCommands(): Cmd[] {
+  const call = (g: number, eax: number, ebx = 0, ecx = 0, esi = 0, edi = 0): Cmd => ({ k: "call", g, regs: { eax, ebx, ecx, esi, edi } });
+  const [w0, w1, w2, w3] = uuidToWords(UUIDS[0]!);
+  return [
+    call(0, encodeEax(TMEM_PROBE), 1),
+    call(1, encodeEax(TMEM_PROBE), 1),
+    call(0, encodeEax(TMEM_NEW_POOL, 0, 0)), // guest 0: 0 private ephemeral
+    call(0, encodeEax(TMEM_NEW_POOL, 0, TMEM_POOL_PERSIST)), // 1 persistent
+    call(0, encodeEax(TMEM_NEW_POOL, 0, TMEM_POOL_SHARED), w0, w1, w2, w3), // 2 shared
+    call(1, encodeEax(TMEM_NEW_POOL, 0, TMEM_POOL_SHARED), w0, w1, w2, w3), // guest 1: 0 shared (same pool)
+    call(1, encodeEax(TMEM_NEW_POOL, 0, TMEM_POOL_PERSIST)), // 1 persistent
+    call(1, encodeEax(TMEM_NEW_POOL, 0, 0)), // 2 private ephemeral
+  ];
+}
+
+/** Guest memory content every run starts from: distinct, zero and repeated-word pages. */
+function fillFrames(g: TestGuest, seed: number): void {
+  FRAMES.forEach((pfn, i) => {
+    if (i === 5) g.fillWord(pfn, 0);
+    else if (i === 6) g.fillWord(pfn, 0xdeadbeef);
+    else g.page(pfn).set(distinctPage(seed * 16 + i));
+  });
+}
+
+interface Run {
+  store: TmemStore;
+  guests: TestGuest[];
+  model: TmemModel;
+}
+
+function newRun(budgetFrames: number, maxPages: number | undefined, seed: number): Run {
+  const store = new TmemStore(maxPages === undefined ? { budgetFrames } : { budgetFrames, maxPages });
+  const model = new TmemModel(MEMORY_BYTES);
+  const guests = [0, 1].map((g) => {
+    const guest = new TestGuest(store, `g${g}`, { memoryBytes: MEMORY_BYTES });
+    for (const uuid of AUTH[g]!) store.authorizeShared(guest.clientId, uuid);
+    model.addClient(AUTH[g]!);
+    fillFrames(guest, seed + g);
+    return guest;
+  });
+  return { store, guests, model };
+}
+
+/** Runs one command on both sides; returns the store's and the model's view of a hypercall. */
+function step(run: Run, cmd: Cmd): { result: number; outcome: ModelOutcome; before: Uint8Array | undefined; guest: TestGuest } | undefined {
+  const guest = run.guests[cmd.g]!;
+  const mc = run.model.client(cmd.g);
+  switch (cmd.k) {
+    case "freeze":
+      run.store.freeze(guest.clientId);
+      mc.frozen = true;
+      return undefined;
+    case "thaw":
+      run.store.thaw(guest.clientId);
+      mc.frozen = false;
+      return undefined;
+    case "allowance":
+      run.store.setPersistentAllowance(guest.clientId, cmd.pages);
+      mc.allowance = cmd.pages ?? Number.POSITIVE_INFINITY;
+      return undefined;
+    case "call": {
+      const r = cmd.regs;
+      const pfn = r.edi >>> 0;
+      const before = FRAMES.includes(pfn) ? guest.pageCopy(pfn) : undefined;
+      // The model reads the frame before the store runs (a get by the store may change it).
+      const outcome = run.model.hypercall(cmd.g, r, (p) => guest.page(p));
+      const result = guest.call(r.eax, r.ebx, r.ecx, r.esi, r.edi);
+      return { result, outcome, before, guest };
+    }
+  }
+}
+
+/** isSameFilled, remembered per page (model pages are never modified). */
+const sameFilledMemo = new WeakMap<Uint8Array, boolean>();
+function sameFilledCached(page: Uint8Array): boolean {
+  let v = sameFilledMemo.get(page);
+  if (v === undefined) {
+    v = isSameFilled(page);
+    sameFilledMemo.set(page, v);
+  }
+  return v;
+}
+
+/**
+ * What the generated runs exercised, so that a test can check it reached the paths it is about
+ * (a property that never meets a shared-pool hit proves nothing about shared pools).
+ */
+class Coverage {
+  private readonly seen = new Map<string, number>();
+
+  note(op: number, result: number, outcome: ModelOutcome): void {
+    const pool = outcome.pool;
+    const kind = pool === undefined ? "-" : pool.persistent ? "persistent" : pool.uuid !== undefined ? "shared" : "private";
+    const key = `${op}:${result}:${kind}`;
+    this.seen.set(key, (this.seen.get(key) ?? 0) + 1);
+  }
+
+  dump(): string {
+    return [...this.seen].map(([k, v]) => `${k}=${v}`).join(" ");
+  }
+
+  count(op: number, result: number | ((r: number) => boolean), kind?: string): number {
+    let n = 0;
+    for (const [key, v] of this.seen) {
+      const [o, r, k] = key.split(":");
+      const matches = typeof result === "number" ? Number(r) === result : result(Number(r));
+      if (Number(o) === op && matches && (kind === undefined || k === kind)) n += v;
+    }
+    return n;
+  }
+}
+
+function opOf(cmd: Cmd): number {
+  return cmd.k === "call" ? (cmd.regs.eax >>> 0) & 0xff : -1;
+}
+
+describe("the store against the reference model", () => {
+  it("agrees on every result, register and byte when the budget holds everything", () => {
+    const coverage = new Coverage();
+    fc.assert(
+      fc.property(fc.array(command, { minLength: 20, maxLength: 80, size: "max" }), fc.nat(1000), (cmds, seed) => {
+        const run = newRun(256, undefined, seed);
+        for (const cmd of [...setupCommands(), ...cmds]) {
+          const s = step(run, cmd);
+          if (s !== undefined) {
+            const { result, outcome, before, guest } = s;
+            coverage.note(opOf(cmd), result, outcome);
+            expect(result, `result of ${JSON.stringify(cmd)}`).toBe(outcome.eax);
+            if (outcome.probe !== undefined) {
+              expect(guest.regs.ebx).toBe(outcome.probe.ebx);
+              expect(guest.regs.ecx).toBe(outcome.probe.ecx);
+            }
+            if (outcome.got !== undefined) {
+              expect(bytesEqual(guest.page(outcome.got.pfn), outcome.got.data), `data of ${JSON.stringify(cmd)}`).toBe(true);
+            } else if (before !== undefined && cmd.k === "call") {
+              expect(bytesEqual(guest.page(cmd.regs.edi), before), "a miss wrote to the frame").toBe(true);
+            }
+          }
+          run.store.checkInvariants();
+          const pages = run.model.allPages();
+          const sameFilled = pages.filter(sameFilledCached).length;
+          const m = run.store.metrics();
+          expect(m.pages).toBe(pages.length);
+          expect(m.sameFilledPages).toBe(sameFilled);
+          expect(m.framesUsed).toBe(pages.length - sameFilled);
+        }
+        expect(run.store.metrics().evictions).toBe(0);
+        for (const g of run.guests) expect(g.handler.lastInternalError).toBeUndefined();
+      }),
+      { numRuns: 150 },
+    );
+    for (const kind of ["private", "shared", "persistent"]) {
+      expect(coverage.count(TMEM_GET_PAGE, TMEM_HIT, kind), `get hits in ${kind} pools; ${coverage.dump()}`).toBeGreaterThan(20);
+      expect(coverage.count(TMEM_PUT_PAGE, TMEM_HIT, kind), `puts in ${kind} pools`).toBeGreaterThan(20);
+    }
+    expect(coverage.count(TMEM_FLUSH_OBJECT, (r) => r > 0), "flushes of non-empty objects").toBeGreaterThan(5);
+    expect(coverage.count(TMEM_FLUSH_PAGE, 1), "flushes that removed a page").toBeGreaterThan(5);
+    expect(coverage.count(TMEM_PUT_PAGE, TMEM_EBUSY), "puts while frozen").toBeGreaterThan(5);
+    expect(coverage.count(TMEM_PUT_PAGE, TMEM_ENOSPC, "persistent"), "puts over the allowance").toBeGreaterThan(5);
+    expect(coverage.count(TMEM_NEW_POOL, TMEM_EPERM), "unauthorised shared pools").toBeGreaterThan(5);
+    expect(coverage.count(TMEM_PUT_PAGE, TMEM_EFAULT), "bad frames").toBeGreaterThan(5);
+  });
+
+  it("never returns stale data and never loses a persistent page when the budget is small", () => {
+    const coverage = new Coverage();
+    /** Hypercalls where the store and the model differed because the store could not keep a page. */
+    const lost = { getMisses: 0, putsRefused: 0, evictions: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(command, { minLength: 20, maxLength: 100, size: "max" }),
+        fc.nat(1000),
+        fc.integer({ min: 0, max: 4 }),
+        fc.nat(4),
+        (cmds, seed, budget, extraPages) => {
+          const run = newRun(budget, budget + 1 + extraPages, seed);
+          for (const cmd of [...setupCommands(), ...cmds]) {
+            const s = step(run, cmd);
+            if (s !== undefined) {
+              const { result, outcome, before, guest } = s;
+              const op = opOf(cmd);
+              const pool = outcome.pool;
+              const where = JSON.stringify(cmd);
+              coverage.note(op, result, outcome);
+              if (result === TMEM_HIT && op === TMEM_GET_PAGE) {
+                // A hit is exactly the data last put at that handle.
+                expect(outcome.eax, `store hit where the model has nothing: ${where}`).toBe(TMEM_HIT);
+                expect(bytesEqual(guest.page(outcome.got!.pfn), outcome.got!.data), `stale data: ${where}`).toBe(true);
+              } else if (result !== outcome.eax) {
+                // The only differences allowed: pages the store could not keep.
+                const [lo, hi] = [cmd.k === "call" ? cmd.regs.ebx >>> 0 : 0, cmd.k === "call" ? cmd.regs.ecx >>> 0 : 0];
+                const objKey = `${lo}:${hi}`;
+                const idx = cmd.k === "call" ? cmd.regs.esi >>> 0 : 0;
+                expect(pool, `unexpected result ${result} (model ${outcome.eax}): ${where}`).toBeDefined();
+                if (op === TMEM_PUT_PAGE) {
+                  expect([result, outcome.eax], where).toEqual([TMEM_ENOSPC, TMEM_HIT]);
+                  run.model.remove(pool!, objKey, idx); // a refused put flushes the handle
+                  lost.putsRefused++;
+                } else {
+                  expect(pool!.persistent, `a persistent page was lost: ${where}`).toBe(false);
+                  if (op === TMEM_GET_PAGE) {
+                    expect([result, outcome.eax], where).toEqual([TMEM_MISS, TMEM_HIT]);
+                    run.model.remove(pool!, objKey, idx);
+                    lost.getMisses++;
+                  } else if (op === TMEM_FLUSH_PAGE) {
+                    expect([result, outcome.eax], where).toEqual([0, 1]);
+                  } else {
+                    expect(op, where).toBe(TMEM_FLUSH_OBJECT);
+                    expect(result >= 0 && result < outcome.eax, where).toBe(true);
+                  }
+                }
+              }
+              if (result !== TMEM_HIT || op !== TMEM_GET_PAGE) {
+                if (before !== undefined && cmd.k === "call") {
+                  expect(bytesEqual(guest.page(cmd.regs.edi), before), "a miss wrote to the frame").toBe(true);
+                }
+              }
+            }
+            run.store.checkInvariants();
+            const m = run.store.metrics();
+            expect(m.framesUsed).toBe(m.pages - m.sameFilledPages);
+            expect(m.framesUsed).toBeLessThanOrEqual(budget);
+            expect(m.pages).toBeLessThanOrEqual(m.maxPages);
+          }
+          for (const g of run.guests) expect(g.handler.lastInternalError).toBeUndefined();
+          lost.evictions += run.store.metrics().evictions;
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(lost.evictions, "evictions").toBeGreaterThan(50);
+    expect(lost.getMisses, "gets that missed an evicted page").toBeGreaterThan(10);
+    expect(lost.putsRefused, "puts refused for want of room").toBeGreaterThan(10);
+    for (const kind of ["private", "shared", "persistent"]) {
+      expect(coverage.count(TMEM_GET_PAGE, TMEM_HIT, kind), `get hits in ${kind} pools`).toBeGreaterThan(10);
+    }
+  });
+});
