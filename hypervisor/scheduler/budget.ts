@@ -99,6 +99,12 @@ export function validateInput(input: PolicyInput): void {
     if (!isCount(g.balloonPages) || g.balloonPages > mibToPages(g.ramMib)) {
       throw new BugIndicatingError(`guest ${g.name}: balloon holds ${g.balloonPages} pages of ${mibToPages(g.ramMib)}`);
     }
+    if (g.statsBalloonPages !== undefined && (!isCount(g.statsBalloonPages) || g.statsBalloonPages > mibToPages(g.ramMib))) {
+      throw new BugIndicatingError(`guest ${g.name}: statsBalloonPages = ${g.statsBalloonPages}`);
+    }
+    if (g.statsAtS !== undefined && !Number.isFinite(g.statsAtS)) {
+      throw new BugIndicatingError(`guest ${g.name}: statsAtS = ${g.statsAtS}`);
+    }
   }
   const s = input.store;
   for (const key of ["budgetFrames", "framesUsed", "pagesPersistent", "pagesEphemeral"] as const) {

@@ -239,8 +239,21 @@ export class SelfBalloonPolicy implements MemoryPolicy {
     if (state.version !== 1) {
       throw new TmemuError("BAD_INPUT", `selfballoon: saved state version ${String(state.version)} is not 1`, "restore from an unmodified snapshot");
     }
+    const finiteOrNull = (v: number | null): boolean => v === null || Number.isFinite(v);
     for (const s of state.guests) {
-      this.state.set(s.name, { ...s, counters: s.counters === null ? null : { ...s.counters } });
+      const c = s.counters;
+      const ok =
+        typeof s.name === "string" &&
+        !this.state.has(s.name) &&
+        finiteOrNull(s.lastTargetPages) &&
+        finiteOrNull(s.lastStatsAtS) &&
+        finiteOrNull(s.lastPressureS) &&
+        (c === null ||
+          ([c.swapInPages, c.swapOutPages, c.majorFaults].every(Number.isFinite) && finiteOrNull(c.pagesPersistent)));
+      if (!ok) {
+        throw new TmemuError("BAD_INPUT", `selfballoon: saved state of guest "${String(s.name)}" is invalid`, "restore from an unmodified snapshot");
+      }
+      this.state.set(s.name, { ...s, counters: c === null ? null : { ...c } });
     }
   }
 

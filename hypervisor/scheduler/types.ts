@@ -16,6 +16,10 @@
  * could hurt another guest or the store, and a policy never throws because of them. Host-side
  * numbers (ramMib, weight, balloonPages, the store sample) are facts; a policy throws TmemuError
  * for a configuration a user can fix and BugIndicatingError for host numbers that cannot be.
+ *
+ * Sources: virtio spec 1.2, 5.5.6.3 "Memory Statistics Tags" (what `stats` carries); Xen's
+ * drivers/xen/xen-selfballoon.c (the selfballoon policy) and common/tmem.c (client weights and
+ * persistent page allowances).
  */
 
 import type { BalloonStats } from "../balloon/stats.ts";

@@ -386,6 +386,18 @@ describe("selfballoon: safety (property)", () => {
   });
 });
 
+describe("selfballoon: saved state", () => {
+  it("refuses saved state with a bad version, a duplicate guest or numbers that are not numbers", () => {
+    const ok = { name: "a", lastTargetPages: 5, lastStatsAtS: null, counters: null, lastPressureS: null };
+    expect(() => new SelfBalloonPolicy({}, { version: 1, guests: [ok] })).not.toThrow();
+    expect(() => new SelfBalloonPolicy({}, { version: 2 as 1, guests: [] })).toThrow(TmemuError);
+    expect(() => new SelfBalloonPolicy({}, { version: 1, guests: [ok, ok] })).toThrow(TmemuError);
+    expect(() => new SelfBalloonPolicy({}, { version: 1, guests: [{ ...ok, lastTargetPages: Number.NaN }] })).toThrow(TmemuError);
+    const badCounters = { swapInPages: 0, swapOutPages: Number.POSITIVE_INFINITY, majorFaults: 0, pagesPersistent: null };
+    expect(() => new SelfBalloonPolicy({}, { version: 1, guests: [{ ...ok, counters: badCounters }] })).toThrow(TmemuError);
+  });
+});
+
 describe("selfballoon: options", () => {
   it("is what createMemoryPolicy('selfballoon', options) returns; unknown names are a usage error", () => {
     expect(createMemoryPolicy("selfballoon", { floorMib: 64 })).toBeInstanceOf(SelfBalloonPolicy);

@@ -121,6 +121,9 @@ describe("static policy", () => {
     const i = input(512, [128]);
     expect(() => p.decide({ ...i, guests: [{ ...i.guests[0]!, balloonPages: 128 * 256 + 1 }] })).toThrow(BugIndicatingError);
     expect(() => p.decide({ ...i, store: { ...store, pagesPersistent: -1 } })).toThrow(BugIndicatingError);
+    expect(() => p.decide({ ...i, guests: [{ ...i.guests[0]!, statsBalloonPages: -1 }] })).toThrow(BugIndicatingError);
+    expect(() => p.decide({ ...i, guests: [{ ...i.guests[0]!, statsAtS: Number.NaN }] })).toThrow(BugIndicatingError);
+    expect(() => p.decide({ ...i, nowS: Number.POSITIVE_INFINITY })).toThrow(BugIndicatingError);
   });
 
   it("keeps the store budget at its persistent frames and reports the overrun when they exceed the partition", () => {
