@@ -32,7 +32,7 @@ import { uuidToWords } from "../../../hypervisor/tmem/handle.ts";
 import { encodeEax } from "../../../hypervisor/tmem/hypercall.ts";
 import { TmemStore } from "../../../hypervisor/tmem/store.ts";
 import { TmemModel, type ModelOutcome, type Regs } from "./model.ts";
-import { bytesEqual, distinctPage, isSameFilled, objectWords, TestGuest } from "./test-guest.ts";
+import { bytesEqual, checkEqual, checkTrue, distinctPage, isSameFilled, objectWords, TestGuest } from "./test-guest.ts";
 
 const UUIDS = ["aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002", "cccccccc-0000-0000-0000-000000000003"];
 /** Guest 0 may use UUIDS[0] and UUIDS[1]; guest 1 only UUIDS[0]; nobody UUIDS[2]. */
@@ -237,24 +237,25 @@ describe("the store against the reference model", () => {
           if (s !== undefined) {
             const { result, outcome, before, guest } = s;
             coverage.note(opOf(cmd), result, outcome);
-            expect(result, `result of ${JSON.stringify(cmd)}`).toBe(outcome.eax);
+            const where = (): string => JSON.stringify(cmd);
+            checkEqual(result, outcome.eax, () => `result of ${where()}`);
             if (outcome.probe !== undefined) {
-              expect(guest.regs.ebx).toBe(outcome.probe.ebx);
-              expect(guest.regs.ecx).toBe(outcome.probe.ecx);
+              checkEqual(guest.regs.ebx, outcome.probe.ebx, "EBX after a probe");
+              checkEqual(guest.regs.ecx, outcome.probe.ecx, "ECX after a probe");
             }
             if (outcome.got !== undefined) {
-              expect(bytesEqual(guest.page(outcome.got.pfn), outcome.got.data), `data of ${JSON.stringify(cmd)}`).toBe(true);
+              checkTrue(bytesEqual(guest.page(outcome.got.pfn), outcome.got.data), () => `data of ${where()}`);
             } else if (before !== undefined && cmd.k === "call") {
-              expect(bytesEqual(guest.page(cmd.regs.edi), before), "a miss wrote to the frame").toBe(true);
+              checkTrue(bytesEqual(guest.page(cmd.regs.edi), before), () => `${where()} wrote to the frame`);
             }
           }
           run.store.checkInvariants();
           const pages = run.model.allPages();
           const sameFilled = pages.filter(sameFilledCached).length;
           const m = run.store.metrics();
-          expect(m.pages).toBe(pages.length);
-          expect(m.sameFilledPages).toBe(sameFilled);
-          expect(m.framesUsed).toBe(pages.length - sameFilled);
+          checkEqual(m.pages, pages.length, "pages");
+          checkEqual(m.sameFilledPages, sameFilled, "same-filled pages");
+          checkEqual(m.framesUsed, pages.length - sameFilled, "frames used");
         }
         expect(run.store.metrics().evictions).toBe(0);
         for (const g of run.guests) expect(g.handler.lastInternalError).toBeUndefined();
@@ -291,47 +292,47 @@ describe("the store against the reference model", () => {
               const { result, outcome, before, guest } = s;
               const op = opOf(cmd);
               const pool = outcome.pool;
-              const where = JSON.stringify(cmd);
+              const where = (): string => JSON.stringify(cmd);
               coverage.note(op, result, outcome);
               if (result === TMEM_HIT && op === TMEM_GET_PAGE) {
                 // A hit is exactly the data last put at that handle.
-                expect(outcome.eax, `store hit where the model has nothing: ${where}`).toBe(TMEM_HIT);
-                expect(bytesEqual(guest.page(outcome.got!.pfn), outcome.got!.data), `stale data: ${where}`).toBe(true);
+                checkEqual(outcome.eax, TMEM_HIT, () => `store hit where the model has nothing: ${where()}`);
+                checkTrue(bytesEqual(guest.page(outcome.got!.pfn), outcome.got!.data), () => `stale data: ${where()}`);
               } else if (result !== outcome.eax) {
                 // The only differences allowed: pages the store could not keep.
                 const [lo, hi] = [cmd.k === "call" ? cmd.regs.ebx >>> 0 : 0, cmd.k === "call" ? cmd.regs.ecx >>> 0 : 0];
                 const objKey = `${lo}:${hi}`;
                 const idx = cmd.k === "call" ? cmd.regs.esi >>> 0 : 0;
-                expect(pool, `unexpected result ${result} (model ${outcome.eax}): ${where}`).toBeDefined();
+                expect(pool, `unexpected result ${result} (model ${outcome.eax}): ${where()}`).toBeDefined();
                 if (op === TMEM_PUT_PAGE) {
-                  expect([result, outcome.eax], where).toEqual([TMEM_ENOSPC, TMEM_HIT]);
+                  expect([result, outcome.eax], where()).toEqual([TMEM_ENOSPC, TMEM_HIT]);
                   run.model.remove(pool!, objKey, idx); // a refused put flushes the handle
                   lost.putsRefused++;
                 } else {
-                  expect(pool!.persistent, `a persistent page was lost: ${where}`).toBe(false);
+                  expect(pool!.persistent, `a persistent page was lost: ${where()}`).toBe(false);
                   if (op === TMEM_GET_PAGE) {
-                    expect([result, outcome.eax], where).toEqual([TMEM_MISS, TMEM_HIT]);
+                    expect([result, outcome.eax], where()).toEqual([TMEM_MISS, TMEM_HIT]);
                     run.model.remove(pool!, objKey, idx);
                     lost.getMisses++;
                   } else if (op === TMEM_FLUSH_PAGE) {
-                    expect([result, outcome.eax], where).toEqual([0, 1]);
+                    expect([result, outcome.eax], where()).toEqual([0, 1]);
                   } else {
-                    expect(op, where).toBe(TMEM_FLUSH_OBJECT);
-                    expect(result >= 0 && result < outcome.eax, where).toBe(true);
+                    expect(op, where()).toBe(TMEM_FLUSH_OBJECT);
+                    expect(result >= 0 && result < outcome.eax, where()).toBe(true);
                   }
                 }
               }
               if (result !== TMEM_HIT || op !== TMEM_GET_PAGE) {
                 if (before !== undefined && cmd.k === "call") {
-                  expect(bytesEqual(guest.page(cmd.regs.edi), before), "a miss wrote to the frame").toBe(true);
+                  checkTrue(bytesEqual(guest.page(cmd.regs.edi), before), () => `${where()} wrote to the frame`);
                 }
               }
             }
             run.store.checkInvariants();
             const m = run.store.metrics();
-            expect(m.framesUsed).toBe(m.pages - m.sameFilledPages);
-            expect(m.framesUsed).toBeLessThanOrEqual(budget);
-            expect(m.pages).toBeLessThanOrEqual(m.maxPages);
+            checkEqual(m.framesUsed, m.pages - m.sameFilledPages, "frames used");
+            checkTrue(m.framesUsed <= budget, "frames used within the budget");
+            checkTrue(m.pages <= m.maxPages, "pages within maxPages");
           }
           for (const g of run.guests) expect(g.handler.lastInternalError).toBeUndefined();
           lost.evictions += run.store.metrics().evictions;

@@ -4,6 +4,7 @@
  * (EAX read back as an i32), the way the guest frontend reads them.
  */
 
+import { expect } from "vitest";
 import { ArrayGuestMemory, PAGE_SIZE } from "../../../hypervisor/guest-memory.ts";
 import {
   TMEM_ABI_VERSION,
@@ -118,16 +119,15 @@ export class TestGuest {
 
 /** A page of bytes that is never same-filled and differs for every seed. */
 export function distinctPage(seed: number): Uint8Array {
-  const page = new Uint8Array(PAGE_SIZE);
+  const words = new Uint32Array(PAGE_SIZE / 4);
   let x = (seed * 2654435761 + 1) >>> 0 || 1;
-  for (let i = 0; i < PAGE_SIZE; i++) {
+  for (let i = 0; i < words.length; i++) {
     x ^= x << 13;
-    x >>>= 0;
     x ^= x >>> 17;
     x ^= x << 5;
-    x >>>= 0;
-    page[i] = x & 0xff;
+    words[i] = x;
   }
+  const page = new Uint8Array(words.buffer);
   page[0] = seed & 0xff;
   page[1] = (seed >>> 8) & 0xff;
   // Bytes 2 and 6 differ, so words 0 and 1 differ: never same-filled.
@@ -145,4 +145,16 @@ export function isSameFilled(page: Uint8Array): boolean {
 /** Fast byte equality for property tests (expect().toEqual on 4 KiB arrays is slow). */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
+}
+
+/**
+ * Assertions for hot property-test loops: vitest's expect() costs microseconds per call, so these
+ * call it only when the check fails (to report it as usual).
+ */
+export function checkEqual<T>(actual: T, expected: T, what: string | (() => string)): void {
+  if (!Object.is(actual, expected)) expect(actual, typeof what === "string" ? what : what()).toBe(expected);
+}
+
+export function checkTrue(condition: boolean, what: string | (() => string)): void {
+  if (!condition) expect(condition, typeof what === "string" ? what : what()).toBe(true);
 }
