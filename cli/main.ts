@@ -4,6 +4,9 @@ import { bootCommand } from "./boot.ts";
 import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
 import { intOption } from "./options.ts";
+import { runCommand } from "./run-command.ts";
+import { MEMORY_POLICY_NAMES } from "../hypervisor/scheduler/policy.ts";
+import { WORKLOAD_NAMES } from "../workloads/builtin.ts";
 import { CHECK_NAMES } from "./validate.ts";
 import { validateCommand } from "./validate-command.ts";
 
@@ -37,6 +40,26 @@ export function buildProgram(): Command {
     .option("--stats", "print boot time, command time and disk sectors to stderr")
     .action(async (flags) => {
       process.exitCode = await bootCommand(flags);
+    });
+
+  program
+    .command("run", { isDefault: false })
+    .description("several guests, one tmem store, one memory budget: run a workload under a memory policy")
+    .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
+    .addOption(new Option("--memory-mib <n>", "RAM of each guest, MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(new Option("--budget-mib <n>", "memory for everything: guest RAM not ballooned out + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
+    .addOption(new Option("--policy <name>", "memory policy").choices([...MEMORY_POLICY_NAMES]).default("selfballoon"))
+    .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]))
+    .option("--cmd <command>", "run this shell command in every guest instead of a workload")
+    .option("--files <dir>", "with --cmd: this folder on every guest's data disk (read-only, /data)")
+    .addOption(new Option("--duration-s <s>", "stop after this long").argParser(intOption("--duration-s", 1, 86400)))
+    .addOption(new Option("--seed <n>", "workload seed").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
+    .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
+    .option("--no-tmem", "boot the guests without the tmem device")
+    .option("--kernel-args <args>", "extra kernel command line arguments for every guest")
+    .option("--json <file>", "write the summary as JSON")
+    .action(async (flags) => {
+      process.exitCode = await runCommand(flags);
     });
 
   program

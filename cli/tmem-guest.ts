@@ -4,6 +4,7 @@
  */
 import { Guest, type GuestBootOptions, type GuestImages } from "../emulator/guest.ts";
 import { parseTmemStats, parseVmstat, TMEM_STATS_COMMAND, VMSTAT_COMMAND, type TmemGuestStats, type VmStats } from "../hypervisor/guest/stats.ts";
+import type { HostedGuest } from "../hypervisor/host.ts";
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
 import type { CreateClientOptions, TmemStore } from "../hypervisor/tmem/store.ts";
 
@@ -13,6 +14,8 @@ export interface TmemGuestOptions extends Omit<GuestBootOptions, "images" | "bef
   /** The store to attach to; none boots the guest without a tmem device (plain v86). */
   store?: TmemStore;
   client?: CreateClientOptions;
+  /** Called with the device right after it is created, before the guest runs (authorise here). */
+  onDevice?: (device: TmemDevice) => void;
 }
 
 export interface TmemGuest {
@@ -23,12 +26,15 @@ export interface TmemGuest {
 
 export async function bootTmemGuest(opts: TmemGuestOptions): Promise<TmemGuest> {
   let device: TmemDevice | undefined;
-  const { store, client, ...boot } = opts;
+  const { store, client, onDevice, ...boot } = opts;
   try {
     const guest = await Guest.boot({
       ...boot,
       beforeStart: (g) => {
-        if (store) device = new TmemDevice(store, g, opts.name, client ?? {});
+        if (store) {
+          device = new TmemDevice(store, g, opts.name, client ?? {});
+          onDevice?.(device);
+        }
       },
     });
     return {
@@ -51,4 +57,16 @@ export async function guestTmemStats(guest: Guest): Promise<TmemGuestStats | und
 
 export async function guestVmstat(guest: Guest): Promise<VmStats> {
   return parseVmstat(await guest.runChecked(VMSTAT_COMMAND, { timeoutMs: 60_000 }));
+}
+
+/** The v86 Guest as the memory host sees it. */
+export function hostedGuest(guest: Guest): HostedGuest {
+  const memory = guest.memory;
+  return { name: guest.name, ramMib: guest.memoryMib, memory, balloon: guest.balloon };
+}
+
+/** OOM kills the guest kernel reported so far (its log, via dmesg). */
+export async function oomKills(guest: Guest): Promise<number> {
+  const out = await guest.runChecked("dmesg | grep -c 'Out of memory: Killed process' || true", { timeoutMs: 60_000 });
+  return Number(out.trim()) || 0;
 }

@@ -1,0 +1,103 @@
+/**
+ * The built-in workloads of `tmemu run` and `tmemu bench`. Each is a busybox sh command per guest
+ * over a seeded, read-only file set on the data disk (/data/set) and anonymous memory (memtouch),
+ * sized from the guest's RAM as Linux sees it (MemTotal), so the pressure is the same whatever
+ * --memory-mib says.
+ *
+ *  refault  the file set is 1.5 x RAM, read 3 times, then checksummed: every round after the first
+ *           refaults pages the page cache could not keep (cleancache's case)
+ *  swap     memtouch over 1.5 x RAM, verified twice: anonymous pages go to swap and come back
+ *           (frontswap's case)
+ *  mixed    both at once, each at half the size
+ *  phased   guest i waits i x phase seconds, then a burst of swap and refault work: the guests'
+ *           peaks come at different times (what self-ballooning is for)
+ *
+ * Every command prints `memtouch: ...mismatches=N...` and/or `files: ok|CORRUPT` lines that
+ * parseWorkloadOutput reads; a workload "fails" only if its data came back wrong.
+ */
+import { TmemuError } from "../hypervisor/user-errors.ts";
+
+export const WORKLOAD_NAMES = ["refault", "swap", "mixed", "phased"] as const;
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+export interface WorkloadParams {
+  /** MemTotal of the guests, MiB. */
+  guestRamMib: number;
+  seed: number;
+  guests: number;
+  /** phased: seconds between one guest's start and the next. */
+  phaseS?: number;
+}
+
+export interface WorkloadPlan {
+  name: WorkloadName;
+  /** Size of the read-only file set on the data disk, MiB (0: none). */
+  fileSetMib: number;
+  fileMib: number;
+  /** Swap disk each guest needs, MiB. */
+  swapMib: number;
+  command(guestIndex: number, expectedMd5Listing: string): string;
+}
+
+const readRounds = (rounds: number) => `r=0; while [ $r -lt ${rounds} ]; do cat /data/set/* > /dev/null; r=$((r+1)); done`;
+
+/** md5sum of the whole listing: one short line to compare instead of the listing itself. */
+function verifyFiles(listingMd5: string): string {
+  return `if [ "$(md5sum /data/set/* | md5sum | cut -d' ' -f1)" = "${listingMd5}" ]; then echo "files: ok"; else echo "files: CORRUPT"; fi`;
+}
+
+export function planWorkload(name: string, p: WorkloadParams): WorkloadPlan {
+  const ram = p.guestRamMib;
+  const mt = (mib: number, seedOffset: number, passes: number) => `memtouch ${Math.max(1, Math.round(mib))} ${p.seed + seedOffset} ${passes}`;
+  switch (name) {
+    case "refault":
+      return {
+        name,
+        fileSetMib: Math.round(1.5 * ram),
+        fileMib: 4,
+        swapMib: ram,
+        command: (_i, listingMd5) => `${readRounds(3)}; ${verifyFiles(listingMd5)}`,
+      };
+    case "swap":
+      return { name, fileSetMib: 0, fileMib: 4, swapMib: 2 * ram, command: (i) => mt(1.5 * ram, i, 2) };
+    case "mixed":
+      return {
+        name,
+        fileSetMib: Math.round(0.75 * ram),
+        fileMib: 4,
+        swapMib: 2 * ram,
+        command: (i, listingMd5) =>
+          `${mt(0.75 * ram, i, 2)} > /tmp/mt 2>&1 & pid=$!; ${readRounds(3)}; wait $pid; rc=$?; cat /tmp/mt; ${verifyFiles(listingMd5)}; exit $rc`,
+      };
+    case "phased": {
+      const phase = p.phaseS ?? 20;
+      return {
+        name,
+        fileSetMib: Math.round(0.75 * ram),
+        fileMib: 4,
+        swapMib: 2 * ram,
+        command: (i, listingMd5) => `sleep ${i * phase}; ${mt(1.25 * ram, i, 2)}; rc=$?; ${readRounds(2)}; ${verifyFiles(listingMd5)}; exit $rc`,
+      };
+    }
+    default:
+      throw new TmemuError("USAGE", `unknown workload "${name}"`, `use one of: ${WORKLOAD_NAMES.join(", ")}`);
+  }
+}
+
+export interface WorkloadOutcome {
+  /** Sum of memtouch mismatches (0 when none ran). */
+  mismatches: number;
+  memtouchRuns: number;
+  filesOk: boolean | undefined;
+}
+
+export function parseWorkloadOutput(output: string): WorkloadOutcome {
+  let mismatches = 0;
+  let memtouchRuns = 0;
+  for (const m of output.matchAll(/memtouch: .*mismatches=(\d+)/g)) {
+    mismatches += Number(m[1]);
+    memtouchRuns++;
+  }
+  const files = /files: (ok|CORRUPT)/.exec(output)?.[1];
+  return { mismatches, memtouchRuns, filesOk: files === undefined ? undefined : files === "ok" };
+}
