@@ -11,6 +11,11 @@
  * to a slab-sized buffer, back to the destination region): 2N page copies per round.
  *
  * The ratio of the two medians is the share of the copy limit the store keeps (target >= 0.5).
+ *
+ * "put evicting LRU": puts into a full store, each evicting the least recently used page, at two
+ * store sizes 16x apart; equal rates show that eviction and LRU upkeep are O(1) per page. (A put
+ * into a full store copies twice: into scratch space first, so that a same-filled page, which
+ * needs no frame, never evicts anything.)
  */
 
 import { randomFillSync } from "node:crypto";
@@ -28,6 +33,9 @@ const SRC_PFN = 256;
 const DST_PFN = SRC_PFN + PAGES;
 const MEMORY_BYTES = (DST_PFN + PAGES) * PAGE_SIZE;
 const TARGET_RATIO = 0.5;
+/** Store sizes for the eviction measurement: 16 MiB and 256 MiB, both beyond the CPU caches. */
+const EVICT_SMALL_FRAMES = 4096;
+const EVICT_LARGE_FRAMES = 65536;
 
 function fail(message: string): never {
   throw new Error(`bench store: ${message}`);
@@ -86,6 +94,43 @@ function storeRate(options: BenchOptions): number {
   return rate(round, 2 * PAGES, options.minSampleMs);
 }
 
+/**
+ * Puts into a full store of `frames` frames, so that every put evicts the least recently used page:
+ * put rate with eviction. Eviction and LRU upkeep are O(1) per page, so the rate must not depend on
+ * how many pages the store holds.
+ */
+function evictingPutRate(frames: number, options: BenchOptions): number {
+  const memory = new ArrayGuestMemory(MEMORY_BYTES);
+  randomFillSync(memory.bytes);
+  const store = new TmemStore({ budgetFrames: frames });
+  const client = store.createClient("bench");
+  const handler = new TmemHypercallHandler(store, client, memory);
+  const regs: TrapRegisters = { eax: encodeEax(TMEM_PROBE), ebx: TMEM_ABI_VERSION, ecx: 0, edx: 0, esi: 0, edi: 0 };
+  handler.handle(regs);
+  regs.eax = encodeEax(TMEM_NEW_POOL);
+  handler.handle(regs);
+  const putEax = encodeEax(TMEM_PUT_PAGE, regs.eax);
+  let index = 0;
+  const put = (): void => {
+    regs.eax = putEax;
+    regs.ebx = 1;
+    regs.ecx = 0;
+    regs.esi = index;
+    regs.edi = SRC_PFN + (index % PAGES);
+    index = (index + 1) >>> 0;
+    handler.handle(regs);
+    if (regs.eax !== TMEM_HIT) fail(`put returned ${regs.eax | 0}`);
+  };
+  for (let i = 0; i < frames; i++) put(); // fill the store
+  const round = (): void => {
+    for (let i = 0; i < PAGES; i++) put();
+  };
+  round();
+  const m = store.metrics();
+  if (m.framesUsed !== frames || m.evictions !== PAGES) fail(`expected a full store and ${PAGES} evictions`);
+  return rate(round, PAGES, options.minSampleMs);
+}
+
 function copyRate(options: BenchOptions): number {
   const memory = new Uint8Array(MEMORY_BYTES);
   randomFillSync(memory);
@@ -110,16 +155,22 @@ export const storeBench: BenchDefinition = {
   run(options: BenchOptions): BenchResult {
     const store: number[] = [];
     const copy: number[] = [];
-    // Interleave the two so that background load hits both alike.
+    const evictSmall: number[] = [];
+    const evictLarge: number[] = [];
+    // Interleave the measurements so that background load hits them alike.
     for (let i = 0; i < options.repeats; i++) {
       copy.push(copyRate(options));
       store.push(storeRate(options));
+      evictSmall.push(evictingPutRate(EVICT_SMALL_FRAMES, options));
+      evictLarge.push(evictingPutRate(EVICT_LARGE_FRAMES, options));
     }
     const ratio = median(store) / median(copy);
     return {
       measurements: [
         { name: "store put+get (handler, 4 KiB random)", unit: "pages/s", samples: store },
         { name: "copy limit (Uint8Array.set 4 KiB)", unit: "pages/s", samples: copy },
+        { name: `put evicting LRU, store of ${EVICT_SMALL_FRAMES} frames`, unit: "puts/s", samples: evictSmall },
+        { name: `put evicting LRU, store of ${EVICT_LARGE_FRAMES} frames`, unit: "puts/s", samples: evictLarge },
       ],
       derived: [
         {
@@ -127,6 +178,12 @@ export const storeBench: BenchDefinition = {
           value: ratio,
           unit: "ratio",
           note: ratio >= TARGET_RATIO ? `meets target >= ${TARGET_RATIO}` : `BELOW target ${TARGET_RATIO}`,
+        },
+        {
+          name: `evicting put, ${EVICT_LARGE_FRAMES} / ${EVICT_SMALL_FRAMES} frames`,
+          value: median(evictLarge) / median(evictSmall),
+          unit: "ratio",
+          note: "about 1 when eviction is O(1) per page",
         },
       ],
     };
