@@ -7,7 +7,8 @@
  *  refault  the file set is 1.5 x RAM, read 3 times, then checksummed: every round after the first
  *           refaults pages the page cache could not keep (cleancache's case)
  *  swap     memtouch over 1.5 x RAM, verified twice: anonymous pages go to swap and come back
- *           (frontswap's case)
+ *           (frontswap's case); pages are half random, half one repeated word (about 2:1
+ *           compressible)
  *  mixed    both at once, each at half the size
  *  phased   guest i waits i x phase seconds, then a burst of swap and refault work: the guests'
  *           peaks come at different times (what self-ballooning is for)
@@ -48,7 +49,9 @@ function verifyFiles(listingMd5: string): string {
 
 export function planWorkload(name: string, p: WorkloadParams): WorkloadPlan {
   const ram = p.guestRamMib;
-  const mt = (mib: number, seedOffset: number, passes: number) => `memtouch ${Math.max(1, Math.round(mib))} ${p.seed + seedOffset} ${passes}`;
+  // Half of each page random, half one repeated word: compresses about 2:1, like typical anonymous
+  // memory, so zswap is compared on data it can compress.
+  const mt = (mib: number, seedOffset: number, passes: number) => `memtouch ${Math.max(1, Math.round(mib))} ${p.seed + seedOffset} ${passes} 512`;
   switch (name) {
     case "refault":
       return {

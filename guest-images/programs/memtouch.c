@@ -3,13 +3,16 @@
  * memtouch - allocate anonymous memory, fill every page with a pattern
  * derived from (page number, seed), then verify it, and report mismatches.
  *
- *   memtouch MIB [SEED [PASSES]]
+ *   memtouch MIB [SEED [PASSES [RANDOM_WORDS]]]
  *
  * Fills MIB MiB once, then reads every page back PASSES times (default 1)
- * and counts the pages whose content differs from the pattern. Every 32-bit
- * word of a page is distinct and depends on the page number and the seed, so
- * no page is same-filled and a page that came back from the wrong place
- * (another page, another seed, another guest) is caught. Prints one line:
+ * and counts the pages whose content differs from the pattern. The first
+ * RANDOM_WORDS 32-bit words of a page (1..1024, default all 1024) are
+ * distinct hashes of the page number, the seed and the word's place; the
+ * rest repeat one word derived from the page number, so that a page
+ * compresses roughly as RANDOM_WORDS / 1024 (for zswap comparisons). No page
+ * is same-filled, and a page that came back from the wrong place (another
+ * page, another seed, another guest) is caught. Prints one line:
  *   memtouch: mib=N pages=P seed=S passes=K mismatches=M fill_ms=F verify_ms=V
  * and exits 0 only when M is 0 (2 on bad usage or allocation failure).
  *
@@ -30,8 +33,12 @@ static unsigned int mix(unsigned int x)
 	return x;
 }
 
+static unsigned int random_words = 1024;
+
 static unsigned int page_word(unsigned int page, unsigned int seed, unsigned int word)
 {
+	if (word >= random_words)
+		return page * 0x9e3779b9u + seed;
 	return mix(page * 0x9e3779b9u ^ mix(seed + word * 0x85ebca6bu));
 }
 
@@ -63,11 +70,11 @@ int main(int argc, char **argv)
 	unsigned long mib, seed = 1, passes = 1, pages, p, mismatches = 0;
 	unsigned int *mem;
 	long t0, t1, t2;
-	int ok = 1, ok2 = 1, ok3 = 1;
+	int ok = 1, ok2 = 1, ok3 = 1, ok4 = 1;
 	unsigned long pass;
 
-	if (argc < 2 || argc > 4) {
-		printf("usage: memtouch MIB [SEED [PASSES]]\n");
+	if (argc < 2 || argc > 5) {
+		printf("usage: memtouch MIB [SEED [PASSES [RANDOM_WORDS]]]\n");
 		return 2;
 	}
 	mib = parse_ulong(argv[1], &ok);
@@ -75,8 +82,11 @@ int main(int argc, char **argv)
 		seed = parse_ulong(argv[2], &ok2);
 	if (argc > 3)
 		passes = parse_ulong(argv[3], &ok3);
-	if (!ok || !ok2 || !ok3 || mib == 0 || mib > 2048) {
-		printf("memtouch: MIB must be 1..2048, SEED and PASSES whole numbers\n");
+	if (argc > 4)
+		random_words = (unsigned int)parse_ulong(argv[4], &ok4);
+	if (!ok || !ok2 || !ok3 || !ok4 || mib == 0 || mib > 2048 ||
+	    random_words == 0 || random_words > WORDS) {
+		printf("memtouch: MIB must be 1..2048, RANDOM_WORDS 1..1024, SEED and PASSES whole numbers\n");
 		return 2;
 	}
 	pages = mib * (1024 * 1024 / PAGE_SIZE);
@@ -110,7 +120,7 @@ int main(int argc, char **argv)
 		}
 	}
 	t2 = now_ms();
-	printf("memtouch: mib=%lu pages=%lu seed=%lu passes=%lu mismatches=%lu fill_ms=%ld verify_ms=%ld\n",
-	       mib, pages, seed, passes, mismatches, t1 - t0, t2 - t1);
+	printf("memtouch: mib=%lu pages=%lu seed=%lu passes=%lu random_words=%u mismatches=%lu fill_ms=%ld verify_ms=%ld\n",
+	       mib, pages, seed, passes, random_words, mismatches, t1 - t0, t2 - t1);
 	return mismatches ? 1 : 0;
 }
