@@ -15,6 +15,7 @@ export type TmemuErrorCode =
   | "CONFIG_DROPPED"
   | "BUILD_FAILED"
   | "IMAGE_MISSING"
+  | "BOOT_FAILED"
   | "MEMORY_TOO_SMALL"
   | "TIMEOUT"
   | "GUEST_COMMAND_FAILED"
