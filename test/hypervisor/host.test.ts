@@ -12,8 +12,8 @@ function fakeGuest(name: string, ramMib: number) {
   const memory = new ArrayGuestMemory(ramMib * MIB);
   let listener: { onInflate(p: number[]): void; onDeflate(p: number[]): void } | undefined;
   let held: number[] = [];
-  const g = {
-    stats: undefined as VirtioBalloonStatRecord | undefined,
+  const g: { stats: VirtioBalloonStatRecord | undefined; guest: HostedGuest } = {
+    stats: undefined,
     guest: {
       name,
       ramMib,
@@ -35,7 +35,7 @@ function fakeGuest(name: string, ramMib: number) {
         },
         stats: async () => g.stats,
       },
-    } satisfies HostedGuest,
+    },
   };
   return g;
 }
