@@ -11,9 +11,10 @@ import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { formatTable, median, type BenchDefinition, type BenchOptions } from "./harness.ts";
+import { guestHypercallBench } from "./guest-hypercalls.ts";
 import { storeBench } from "./store.ts";
 
-export const BENCHES: readonly BenchDefinition[] = [storeBench];
+export const BENCHES: readonly BenchDefinition[] = [storeBench, guestHypercallBench];
 
 export async function main(argv: readonly string[]): Promise<void> {
   const { values } = parseArgs({
