@@ -153,8 +153,14 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const balloonMax = new Map<string, number>();
     const done = booted.map((tg, i) => {
       const command = plan ? plan.command(i, listingMd5) : (opts.cmd as string);
-      const t = Date.now();
-      return tg.guest.run(command, { timeoutMs: (opts.durationS ?? 3600) * 1000 + 600_000 }).then(
+      const delayMs = (plan?.startDelayS?.(i) ?? 0) * 1000;
+      let t = Date.now();
+      return sleep(delayMs)
+        .then(() => {
+          t = Date.now();
+          return tg.guest.run(command, { timeoutMs: (opts.durationS ?? 3600) * 1000 + 600_000 });
+        })
+        .then(
         (r) => ({ ...r, seconds: (Date.now() - t) / 1000 }),
         (err: unknown) => ({ output: err instanceof Error ? err.message : String(err), exitCode: null, seconds: null }),
       );

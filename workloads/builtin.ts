@@ -10,8 +10,9 @@
  *           (frontswap's case); pages are half random, half one repeated word (about 2:1
  *           compressible)
  *  mixed    both at once, each at half the size
- *  phased   guest i waits i x phase seconds, then a burst of swap and refault work: the guests'
- *           peaks come at different times (what self-ballooning is for)
+ *  phased   guest i starts i x phase seconds after guest 0 (the host waits), with a burst of
+ *           swap and refault work: the guests' peaks come at different times (what
+ *           self-ballooning is for)
  *
  * Every command prints `memtouch: ...mismatches=N...` and/or `files: ok|CORRUPT` lines that
  * parseWorkloadOutput reads; a workload "fails" only if its data came back wrong.
@@ -38,6 +39,12 @@ export interface WorkloadPlan {
   /** Swap disk each guest needs, MiB. */
   swapMib: number;
   command(guestIndex: number, expectedMd5Listing: string): string;
+  /**
+   * Seconds the host waits before it starts guest i's command (phased). The host keeps the time:
+   * sleep(1) in the guest returns early under v86 (nanosleep timers expire at once; poll timeouts
+   * are right), so guest-side sleeps are not used.
+   */
+  startDelayS?: (guestIndex: number) => number;
 }
 
 const readRounds = (rounds: number) => `r=0; while [ $r -lt ${rounds} ]; do cat /data/set/* > /dev/null; r=$((r+1)); done`;
@@ -79,7 +86,8 @@ export function planWorkload(name: string, p: WorkloadParams): WorkloadPlan {
         fileSetMib: Math.round(0.75 * ram),
         fileMib: 4,
         swapMib: 2 * ram,
-        command: (i, listingMd5) => `sleep ${i * phase}; ${mt(1.25 * ram, i, 2)}; rc=$?; ${readRounds(2)}; ${verifyFiles(listingMd5)}; exit $rc`,
+        startDelayS: (i) => i * phase,
+        command: (i, listingMd5) => `${mt(1.25 * ram, i, 2)}; rc=$?; ${readRounds(2)}; ${verifyFiles(listingMd5)}; exit $rc`,
       };
     }
     default:

@@ -2,9 +2,9 @@
  * The tmemu command as a user meets it: the main job, and bad input of every kind giving one clear
  * line, a hint, and a non-zero exit code — never a stack trace.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tmemu } from "./helpers.ts";
 
@@ -81,7 +81,9 @@ describe("tmemu images", () => {
     const cache = mkdtempSync(join(tmpdir(), "tmemu-cold-"));
     const bin = join(cache, "bin");
     mkdirSync(bin);
-    const r = await tmemu(["images"], { TMEMU_CACHE_DIR: cache, TMEMU_NO_INSTALL: "1", PATH: `${bin}:${dirname(process.execPath)}` });
+    // A PATH with nothing on it but node itself.
+    symlinkSync(process.execPath, join(bin, "node"));
+    const r = await tmemu(["images"], { TMEMU_CACHE_DIR: cache, TMEMU_NO_INSTALL: "1", PATH: bin });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^tmemu: the guest build needs .*gcc.*\n {2}run once: .*sudo apt-get install -y .*gcc/);
     noStack(r.stderr);
