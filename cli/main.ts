@@ -1,5 +1,7 @@
 /** The tmemu command line (commander). Each command lives in its own module under cli/. */
 import { Command, Option } from "commander";
+import { benchCommand } from "./bench-command.ts";
+import { BENCH_CONFIG_NAMES } from "./bench.ts";
 import { bootCommand } from "./boot.ts";
 import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
@@ -60,6 +62,24 @@ export function buildProgram(): Command {
     .option("--json <file>", "write the summary as JSON")
     .action(async (flags) => {
       process.exitCode = await runCommand(flags);
+    });
+
+  program
+    .command("bench")
+    .description("the same workload with the same total memory under disk, zswap, tmem (and tmem+selfballoon), K times each: medians, targets, chart")
+    .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]).makeOptionMandatory())
+    .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
+    .addOption(new Option("--memory-mib <n>", "RAM of each guest, MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(new Option("--budget-mib <n>", "total memory of every configuration: guest RAM + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
+    .addOption(new Option("--repeat <k>", "runs of each configuration").default(3).argParser(intOption("--repeat", 1, 100)))
+    .addOption(new Option("--seed <n>", "workload seed, the same for every run").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
+    .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
+    .addOption(new Option("--disk-latency-us <us>", "latency per disk request of the model that estimates time saved (a model, reported apart)").default(100).argParser(intOption("--disk-latency-us", 0, 10_000_000)))
+    .addOption(new Option("--configs <names...>", "run only these configurations").choices([...BENCH_CONFIG_NAMES]))
+    .option("--json <file>", "write the results as JSON")
+    .option("--out <dir>", "write bench-<workload>.json, .svg (and .png) into this folder")
+    .action(async (flags) => {
+      process.exitCode = await benchCommand(flags);
     });
 
   program

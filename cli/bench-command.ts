@@ -1,0 +1,93 @@
+/**
+ * `tmemu bench`: flags to runBench, progress on stderr, Ctrl-C, the table on stdout, the JSON
+ * (--json FILE) and the chart with its JSON (--out DIR: bench-<workload>.json, .svg and, when
+ * @resvg/resvg-js loads, .png).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TmemuError } from "../hypervisor/user-errors.ts";
+import type { WorkloadName } from "../workloads/builtin.ts";
+import { runBench, type BenchConfigName } from "./bench.ts";
+import { formatBenchTable, type BenchDocument } from "./bench-report.ts";
+import { benchChartSvg, renderPng } from "./chart.ts";
+import { runGuests } from "./run.ts";
+
+export interface BenchFlags {
+  workload: WorkloadName;
+  guests: number;
+  memoryMib: number;
+  budgetMib?: number;
+  repeat: number;
+  seed: number;
+  phaseS?: number;
+  diskLatencyUs: number;
+  configs?: BenchConfigName[];
+  json?: string;
+  out?: string;
+}
+
+/** The command line as a person would type it again (arguments with spaces quoted). */
+export function commandLine(argv: readonly string[]): string {
+  return ["tmemu", ...argv].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(" ");
+}
+
+/** Writes the --out files; returns the paths written and why there is no PNG, if there is none. */
+export async function writeBenchOutputs(dir: string, doc: BenchDocument): Promise<{ written: string[]; pngMissing?: string }> {
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, `bench-${doc.workload}`);
+  const svg = benchChartSvg(doc);
+  writeFileSync(`${base}.json`, `${JSON.stringify(doc, null, 2)}\n`);
+  writeFileSync(`${base}.svg`, svg);
+  const written = [`${base}.json`, `${base}.svg`];
+  const png = await renderPng(svg);
+  if (png.png) {
+    writeFileSync(`${base}.png`, png.png);
+    written.push(`${base}.png`);
+    return { written };
+  }
+  return { written, pngMissing: png.reason };
+}
+
+export async function benchCommand(flags: BenchFlags, argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  if (flags.configs?.length === 0) throw new TmemuError("USAGE", "--configs needs at least one configuration", "for example --configs disk tmem");
+  const controller = new AbortController();
+  const onSigint = () => {
+    process.stderr.write("\n[tmemu bench] stopping (Ctrl-C) after cleaning up the current run; the results so far follow\n");
+    controller.abort();
+  };
+  process.once("SIGINT", onSigint);
+  let doc: BenchDocument;
+  try {
+    doc = await runBench(
+      {
+        workload: flags.workload,
+        guests: flags.guests,
+        memoryMib: flags.memoryMib,
+        ...(flags.budgetMib !== undefined ? { budgetMib: flags.budgetMib } : {}),
+        repeat: flags.repeat,
+        seed: flags.seed,
+        ...(flags.phaseS !== undefined ? { phaseS: flags.phaseS } : {}),
+        diskLatencyUs: flags.diskLatencyUs,
+        ...(flags.configs ? { configs: flags.configs } : {}),
+        commandLine: commandLine(argv),
+        signal: controller.signal,
+        log: (line) => process.stderr.write(`  ${line}\n`),
+        progress: (line) => process.stderr.write(`${line}\n`),
+      },
+      { run: runGuests },
+    );
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+  process.stdout.write(formatBenchTable(doc));
+  if (flags.json) writeFileSync(flags.json, `${JSON.stringify(doc, null, 2)}\n`);
+  if (flags.out) {
+    const { written, pngMissing } = await writeBenchOutputs(flags.out, doc);
+    process.stderr.write(`[tmemu bench] wrote ${written.join(", ")}\n`);
+    if (pngMissing) process.stderr.write(`[tmemu bench] no PNG: ${pngMissing}\n`);
+  }
+  const dataWrong = doc.runs.some((r) => r.mismatches > 0 || r.filesCorrupt > 0);
+  if (dataWrong) process.stderr.write("tmemu: data came back wrong in a guest (see mismatches / corrupt file sets above)\n");
+  const failed = doc.runs.some((r) => r.failures.length > 0);
+  return dataWrong || failed ? 1 : doc.interrupted ? 130 : 0;
+}
