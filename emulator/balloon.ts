@@ -4,8 +4,14 @@
  * frame numbers; this module taps the two page queues to see them: each request's readable
  * buffers hold little-endian u32 page frame numbers (VIRTIO_BALLOON_PFN_SHIFT = 12). The frames
  * are read straight from guest memory (the device reads the same bytes right after, unchanged).
+ *
+ * Trust (STYLE.md, item 10): a buffer's address and length come from the guest's descriptor table
+ * (v86 reads them as signed 32-bit numbers and drops addr_high). A buffer that does not lie wholly
+ * in guest RAM is skipped and counted in `bufferReadFails`, never read: v86's read_blob does not
+ * check, and a short or negative-offset view would either throw through the emulated CPU or read
+ * the wrong bytes. The frame numbers themselves are checked by whoever listens (the host's ledger).
  */
-import type { V86Cpu, V86VirtioBalloon } from "./v86-internals.ts";
+import type { V86BufferChain, V86Cpu, V86VirtioBalloon } from "./v86-internals.ts";
 
 /** virtio-balloon stats tags as v86 names them. */
 export type BalloonStats = Partial<Record<"SWAP_IN" | "SWAP_OUT" | "MAJFLT" | "MINFLT" | "MEMFREE" | "MEMTOT" | "AVAIL" | "CACHES" | "HTLB_PGALLOC" | "HTLB_PGFAIL", number>>;
@@ -15,15 +21,25 @@ export interface BalloonListener {
   onDeflate(pfns: number[]): void;
 }
 
-const MAX_PFNS_PER_REQUEST = 1 << 16;
+/**
+ * At most this many frame numbers are taken from one request (Linux sends at most
+ * VIRTIO_BALLOON_ARRAY_PFNS_MAX = 256; a 2 GiB guest has 512 Ki frames). The rest are dropped and the
+ * request counted in `bufferReadFails`.
+ */
+export const MAX_PFNS_PER_REQUEST = 1 << 16;
 
 export class GuestBalloon {
   private listener: BalloonListener | undefined;
+  /** Guest RAM in bytes (v86 memory_size; fixed for the life of the guest). */
+  private readonly ramBytes: number;
+  /** Inflate/deflate buffers skipped because they were not wholly in guest RAM, or cut short by the per-request cap. */
+  bufferReadFails = 0;
 
   constructor(
     private readonly cpu: V86Cpu,
     private readonly device: V86VirtioBalloon,
   ) {
+    this.ramBytes = cpu.memory_size[0] ?? 0;
     this.tap(0, (pfns) => this.listener?.onInflate(pfns));
     this.tap(1, (pfns) => this.listener?.onDeflate(pfns));
   }
@@ -71,15 +87,31 @@ export class GuestBalloon {
     const pop = q.pop_request.bind(q);
     q.pop_request = () => {
       const req = pop();
-      const pfns: number[] = [];
-      for (const buf of req.read_buffers) {
-        const n = Math.min(Math.floor(buf.len / 4), MAX_PFNS_PER_REQUEST);
-        const bytes = this.cpu.read_blob(buf.addr_low, n * 4);
-        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        for (let i = 0; i < n; i++) pfns.push(view.getUint32(i * 4, true));
-      }
-      deliver(pfns);
+      deliver(this.framesOf(req));
       return req;
     };
+  }
+
+  /** The frame numbers in a request's device-readable buffers, each buffer range-checked first. */
+  private framesOf(req: V86BufferChain): number[] {
+    const pfns: number[] = [];
+    for (const buf of req.read_buffers) {
+      const addr = buf.addr_low >>> 0;
+      const len = buf.len >>> 0;
+      if (buf.addr_high !== 0 || addr + len > this.ramBytes) {
+        this.bufferReadFails++;
+        continue;
+      }
+      let n = Math.floor(len / 4);
+      if (n > MAX_PFNS_PER_REQUEST - pfns.length) {
+        n = MAX_PFNS_PER_REQUEST - pfns.length;
+        this.bufferReadFails++;
+      }
+      if (n === 0) continue;
+      const bytes = this.cpu.read_blob(addr, n * 4);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < n; i++) pfns.push(view.getUint32(i * 4, true));
+    }
+    return pfns;
   }
 }

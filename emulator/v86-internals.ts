@@ -34,6 +34,7 @@ export interface V86VirtQueue {
 }
 
 export interface V86BufferChain {
+  /** From the guest's descriptor table, read with read32s: addr_low and len may be negative. */
   read_buffers: { addr_low: number; addr_high: number; len: number }[];
   length_readable: number;
   get_next_blob(dest: Uint8Array): number;
