@@ -11,6 +11,7 @@
  * check, and a short or negative-offset view would either throw through the emulated CPU or read
  * the wrong bytes. The frame numbers themselves are checked by whoever listens (the host's ledger).
  */
+import { BugIndicatingError } from "../hypervisor/errors.ts";
 import type { V86BufferChain, V86Cpu, V86VirtioBalloon } from "./v86-internals.ts";
 
 /** virtio-balloon stats tags as v86 names them. */
@@ -28,6 +29,8 @@ export interface BalloonListener {
  */
 export const MAX_PFNS_PER_REQUEST = 1 << 16;
 
+const STATS_QUEUE = 2;
+
 export class GuestBalloon {
   private listener: BalloonListener | undefined;
   /** Guest RAM in bytes (v86 memory_size; fixed for the life of the guest). */
@@ -40,6 +43,9 @@ export class GuestBalloon {
     private readonly device: V86VirtioBalloon,
   ) {
     this.ramBytes = cpu.memory_size[0] ?? 0;
+    if (typeof device.virtio.queues[STATS_QUEUE]?.enabled !== "boolean") {
+      throw new BugIndicatingError("v86's virtio-balloon has no stats queue with an `enabled` flag: not the v86 tmemu was written for (0.5.462)");
+    }
     this.tap(0, (pfns) => this.listener?.onInflate(pfns));
     this.tap(1, (pfns) => this.listener?.onDeflate(pfns));
   }
@@ -69,9 +75,12 @@ export class GuestBalloon {
 
   /**
    * The guest's memory statistics (virtio-balloon stats queue). Resolves when the guest answers,
-   * or undefined after `timeoutMs` (a guest whose driver has not started yet never answers).
+   * or undefined after `timeoutMs`. Undefined at once while the guest's driver has not enabled the
+   * stats queue: v86's GetStats would otherwise walk the unconfigured queue, whose ring addresses
+   * are 0, and write "replies" over guest-physical page 0.
    */
   stats(timeoutMs = 2000): Promise<BalloonStats | undefined> {
+    if (!this.device.virtio.queues[STATS_QUEUE]?.enabled) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(undefined), timeoutMs);
       this.device.GetStats((s) => {

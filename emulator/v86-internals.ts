@@ -30,6 +30,8 @@ export interface V86IdeDrive {
 }
 
 export interface V86VirtQueue {
+  /** Set when the guest's driver enables the queue (after giving it ring addresses); reset clears it. */
+  enabled: boolean;
   pop_request(): V86BufferChain;
 }
 

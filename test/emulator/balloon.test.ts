@@ -17,6 +17,7 @@ function fakeGuest() {
   } as unknown as V86Cpu;
   let next: V86BufferChain | undefined;
   const queue = (): V86VirtQueue => ({
+    enabled: false,
     pop_request: () => {
       if (!next) throw new Error("no request queued");
       return next;
@@ -104,5 +105,21 @@ describe("GuestBalloon inflate/deflate tap", () => {
     ]);
     expect(g.inflated[0]?.length).toBe(MAX_PFNS_PER_REQUEST);
     expect(g.balloon.bufferReadFails).toBe(1);
+  });
+});
+
+describe("GuestBalloon.stats", () => {
+  it("answers undefined at once, without touching the device, while the stats queue is not enabled", async () => {
+    const g = fakeGuest();
+    expect(await g.balloon.stats(10_000)).toBeUndefined();
+    expect(g.getStatsCalls()).toBe(0);
+  });
+
+  it("asks the device once the guest's driver has enabled the stats queue", async () => {
+    const g = fakeGuest();
+    const q = g.device.virtio.queues[2];
+    if (q) q.enabled = true;
+    g.device.GetStats = (cb) => cb({ MEMFREE: 4096 });
+    expect(await g.balloon.stats(10_000)).toEqual({ MEMFREE: 4096 });
   });
 });
