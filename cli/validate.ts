@@ -25,6 +25,7 @@ import { StderrProgress } from "../guest-images/progress.ts";
 import { delta, type TmemGuestStats } from "../hypervisor/guest/stats.ts";
 import type { ClientMetricsJson } from "../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
+import { md5sumListing, writeFileSet } from "../workloads/files.ts";
 import { bootTmemGuest, guestTmemStats, guestVmstat } from "./tmem-guest.ts";
 
 export interface CheckResult {
@@ -123,27 +124,15 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
   }
 }
 
-/** A folder of random files totalling about `totalMib`, and their md5 sums as md5sum prints them. */
-function makeFileSet(totalMib: number, fileMib: number): { dir: string; md5: string } {
-  const dir = mkdtempSync(join(tmpdir(), "tmemu-files-"));
-  const lines: string[] = [];
-  for (let i = 0; i * fileMib < totalMib; i++) {
-    const name = `f${String(i).padStart(3, "0")}`;
-    const data = randomBytes(fileMib * MIB);
-    writeFileSync(join(dir, name), data);
-    lines.push(`${createHash("md5").update(data).digest("hex")}  /data/${name}`);
-  }
-  return { dir, md5: `${lines.join("\n")}\n` };
-}
-
 async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds">> {
   const probe = await bootTmemGuest({ images: ctx.images, name: "probe", memoryMib: ctx.memoryMib });
   const ramMib = await memTotalMib(probe.guest).finally(() => probe.dispose());
   const setMib = 2 * ramMib;
-  const files = makeFileSet(setMib, 4);
+  const dir = mkdtempSync(join(tmpdir(), "tmemu-files-"));
   try {
-    const image = makeDataDisk({ fromDir: files.dir });
-    const read = "cat /data/f* > /dev/null";
+    const set = writeFileSet(dir, "set", setMib, 4, 42);
+    const image = makeDataDisk({ fromDir: dir });
+    const read = "cat /data/set/* > /dev/null";
     const run = async (name: string, kernelArgs: string[]) => {
       const store = new TmemStore({ budgetMib: setMib * 2 });
       const tg = await bootTmemGuest({ images: ctx.images, name, memoryMib: ctx.memoryMib, store, kernelArgs, dataDisk: image.slice() });
@@ -154,10 +143,10 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
         await tg.guest.runChecked(read, { timeoutMs: 1_800_000 });
         const pass2 = tg.guest.disks.data.sectorsRead - pass1;
         const g1 = await guestTmemStats(tg.guest);
-        const sums = await tg.guest.runChecked("md5sum /data/f*", { timeoutMs: 1_800_000 });
+        const sums = await tg.guest.runChecked("md5sum /data/set/*", { timeoutMs: 1_800_000 });
         const host = store.clientMetrics(tg.device!.clientId);
         const gs = g1 && g0 ? delta(g1, g0) : undefined;
-        return { pass1, pass2, gs, g1, host, sumsOk: sums === files.md5 };
+        return { pass1, pass2, gs, g1, host, sumsOk: sums === md5sumListing(set) };
       } finally {
         await tg.dispose();
       }
@@ -185,7 +174,7 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
     if (on.g1) problems.push(...counterDisagreements(on.host, on.g1));
     return { pass: problems.length === 0, reason: problems.join("; "), numbers };
   } finally {
-    rmSync(files.dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
