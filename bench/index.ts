@@ -10,6 +10,7 @@
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { reportError } from "../cli/errors.ts";
 import { formatTable, median, type BenchDefinition, type BenchOptions } from "./harness.ts";
 import { guestHypercallBench } from "./guest-hypercalls.ts";
 import { storeBench } from "./store.ts";
@@ -63,7 +64,6 @@ export async function main(argv: readonly string[]): Promise<void> {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main(process.argv.slice(2)).catch((error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-    process.exitCode = 1;
+    process.exitCode = reportError(error);
   });
 }
