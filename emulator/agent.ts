@@ -7,7 +7,8 @@
  *
  * The END marker follows the output directly, even when the output does not end in a newline, so
  * the parser looks for it anywhere. Ids are fresh per request, so a marker printed by a command
- * cannot be mistaken for the agent's.
+ * cannot be mistaken for the agent's. A "\r" before a "\n" is dropped (as if the console mapped
+ * "\n" to "\r\n").
  */
 
 export const READY_PATTERN = /TMEMU-READY (\S+)\r?\n/;
@@ -45,4 +46,38 @@ export function parseRunResult(text: string, id: string): (RunResult & { end: nu
     exitCode: Number.parseInt(m[1], 10),
     end: m.index + m[0].length,
   };
+}
+
+/**
+ * The answer to one request, read line by line as the console delivers complete lines (without
+ * their "\n"). Each line is looked at once and the output is kept here, so an answer of any length
+ * is found in linear time; `parseRunResult` gives the same result from the whole text at once.
+ */
+export class RunAnswerScanner {
+  private begun = false;
+  private readonly body: string[] = [];
+  private readonly begin: string;
+  private readonly end: RegExp;
+
+  constructor(id: string) {
+    if (!/^[A-Za-z0-9]+$/.test(id)) throw new Error(`agent request id must be alphanumeric: ${id}`);
+    this.begin = `TMEMU-BEGIN ${id}`;
+    this.end = new RegExp(`TMEMU-END ${id} (\\d+)$`);
+  }
+
+  /** One complete console line; returns the result when it holds the END marker. */
+  line(text: string): RunResult | undefined {
+    const t = text.endsWith("\r") ? text.slice(0, -1) : text;
+    if (!this.begun) {
+      this.begun = t.endsWith(this.begin);
+      return undefined;
+    }
+    const m = this.end.exec(t);
+    if (!m || m[1] === undefined) {
+      this.body.push(t, "\n");
+      return undefined;
+    }
+    this.body.push(t.slice(0, m.index));
+    return { output: this.body.join(""), exitCode: Number.parseInt(m[1], 10) };
+  }
 }

@@ -12,14 +12,13 @@ import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestMemory } from "../hypervisor/guest-memory.ts";
 import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
 import { GUEST_HOLE_END, GUEST_HOLE_START, TMEM_PAGE_SIZE } from "../hypervisor/tmem/abi.ts";
-import { encodeRunRequest, MAX_REQUEST_BYTES, parseRunResult, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
+import { encodeRunRequest, MAX_REQUEST_BYTES, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
+import { GuestConsole, type Disposable } from "./console.ts";
 import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import { GuestBalloon } from "./balloon.ts";
 import { internalsOf, REG, registerFile, type V86Cpu } from "./v86-internals.ts";
 
-export interface Disposable {
-  dispose(): void;
-}
+export type { Disposable } from "./console.ts";
 
 export interface GuestImages {
   bzImage: Uint8Array;
@@ -64,14 +63,6 @@ export function minimumMemoryMib(initrdBytes: number): number {
   return INITRD_LOAD_ADDRESS / MIB + Math.ceil(initrdBytes / MIB) + RESERVED_TOP_MIB + WORKING_ROOM_MIB;
 }
 
-const CONSOLE_KEEP_CHARS = 1 << 20;
-
-interface Waiter {
-  from: number;
-  test: (text: string) => boolean;
-  reject: (err: Error) => void;
-}
-
 export class Guest implements Disposable {
   readonly name: string;
   readonly memoryMib: number;
@@ -81,21 +72,16 @@ export class Guest implements Disposable {
   private readonly emulator: V86;
   private cpu: V86Cpu | undefined;
   private balloonHandle: GuestBalloon | undefined;
-  private log = "";
-  /** Characters dropped from the front of `log` so far: absolute offset of log[0]. */
-  private logBase = 0;
-  private readonly waiters = new Set<Waiter>();
-  private readonly consoleListeners = new Set<(text: string) => void>();
-  private readonly decoder = new TextDecoder("utf-8");
+  private readonly console: GuestConsole;
   private queue: Promise<unknown> = Promise.resolve();
-  private dead: TmemuError | undefined;
   private disposed = false;
 
   private constructor(emulator: V86, opts: GuestBootOptions) {
     this.emulator = emulator;
     this.name = opts.name ?? "guest";
     this.memoryMib = opts.memoryMib;
-    if (opts.onConsole) this.consoleListeners.add(opts.onConsole);
+    this.console = new GuestConsole(this.name);
+    if (opts.onConsole) this.console.listen(opts.onConsole);
   }
 
   static async boot(opts: GuestBootOptions): Promise<Guest> {
@@ -139,7 +125,7 @@ export class Guest implements Disposable {
           }
         });
       });
-      emulator.add_listener("serial0-output-byte", (byte: number) => guest.onByte(byte));
+      emulator.add_listener("serial0-output-byte", (byte: number) => guest.console.write(byte));
       await emulator.run();
       const m = await guest.waitFor(READY_PATTERN, opts.bootTimeoutMs ?? 120_000, "boot");
       guest.kernelRelease = m[1] ?? "";
@@ -159,51 +145,22 @@ export class Guest implements Disposable {
     if (hasSwap && primary?.slave.buffer) countDiskTraffic(primary.slave.buffer, this.disks.swap);
   }
 
-  private onByte(byte: number): void {
-    const text = this.decoder.decode(new Uint8Array([byte]), { stream: true });
-    if (!text) return;
-    this.log += text;
-    for (const l of this.consoleListeners) l(text);
-    if (this.log.length > 2 * CONSOLE_KEEP_CHARS) {
-      const drop = this.log.length - CONSOLE_KEEP_CHARS;
-      this.log = this.log.slice(drop);
-      this.logBase += drop;
-    }
-    if (byte === 0x0a) this.checkWaiters();
-  }
-
-  private checkWaiters(): void {
-    for (const w of this.waiters) {
-      if (w.test(this.textSince(w.from))) this.waiters.delete(w);
-    }
-    if (!this.dead && /Kernel panic - not syncing/.test(this.log.slice(-4096))) {
-      this.fail(new TmemuError("GUEST_GONE", `${this.name}: kernel panic`, `console tail:\n${this.consoleTail(20)}`));
-    }
-  }
-
-  private fail(err: TmemuError): void {
-    this.dead = err;
-    for (const w of this.waiters) w.reject(err);
-    this.waiters.clear();
-  }
-
   /** Absolute console offset: pass to `textSince` or `waitFor` to look only at newer output. */
   get consoleOffset(): number {
-    return this.logBase + this.log.length;
+    return this.console.offset;
   }
 
   textSince(offset: number): string {
-    return this.log.slice(Math.max(0, offset - this.logBase));
+    return this.console.textSince(offset);
   }
 
   consoleTail(lines: number): string {
-    return this.log.split("\n").slice(-lines - 1).join("\n");
+    return this.console.tail(lines);
   }
 
   /** Live console output. */
   onConsole(listener: (text: string) => void): Disposable {
-    this.consoleListeners.add(listener);
-    return { dispose: () => this.consoleListeners.delete(listener) };
+    return this.console.listen(listener);
   }
 
   /** Bytes to the guest's serial port, as typed. */
@@ -213,34 +170,7 @@ export class Guest implements Disposable {
 
   /** Waits until console output after `from` satisfies `fn`; returns what `fn` returned. */
   waitUntil<T>(fn: (text: string) => T | undefined, timeoutMs: number, what: string, from = this.consoleOffset): Promise<T> {
-    if (this.dead) return Promise.reject(this.dead);
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(
-          new TmemuError(
-            "TIMEOUT",
-            `${this.name}: ${what} did not finish within ${Math.round(timeoutMs / 1000)} s`,
-            `raise --timeout-s if the work is just slow; console tail:\n${this.consoleTail(10)}`,
-          ),
-        );
-      }, timeoutMs);
-      const waiter: Waiter = {
-        from,
-        test: (text) => {
-          const r = fn(text);
-          if (r === undefined) return false;
-          clearTimeout(timer);
-          resolve(r);
-          return true;
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      if (!waiter.test(this.textSince(from))) this.waiters.add(waiter);
-    });
+    return this.console.waitUntil(fn, timeoutMs, what, from);
   }
 
   waitFor(pattern: RegExp, timeoutMs: number, what = `output matching ${pattern}`, from = 0): Promise<RegExpMatchArray> {
@@ -261,18 +191,18 @@ export class Guest implements Disposable {
     }
     const id = request.split(" ")[1] ?? "";
     const job = this.queue.then(async () => {
-      if (this.dead) throw this.dead;
-      const from = this.consoleOffset;
+      if (this.console.dead) throw this.console.dead;
+      const answer = this.console.waitForRun(id, opts.timeoutMs ?? 600_000, `command \`${abbreviate(command)}\``);
       this.emulator.serial0_send(request);
       try {
-        return await this.waitUntil((text) => parseRunResult(text, id), opts.timeoutMs ?? 600_000, `command \`${abbreviate(command)}\``, from);
+        return await answer;
       } catch (err) {
-        if (err instanceof TmemuError && err.code === "TIMEOUT") this.fail(err);
+        if (err instanceof TmemuError && err.code === "TIMEOUT") this.console.fail(err);
         throw err;
       }
     });
     this.queue = job.catch(() => undefined);
-    return job.then(({ output, exitCode }) => ({ output, exitCode }));
+    return job;
   }
 
   /** Like `run`, but a non-zero exit code is a GUEST_COMMAND_FAILED error carrying the output. */
@@ -326,14 +256,14 @@ export class Guest implements Disposable {
   }
 
   get isAlive(): boolean {
-    return !this.dead && !this.disposed;
+    return !this.console.dead && !this.disposed;
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    this.fail(this.dead ?? new TmemuError("GUEST_GONE", `${this.name} was shut down`));
-    this.consoleListeners.clear();
+    this.console.fail(new TmemuError("GUEST_GONE", `${this.name} was shut down`));
+    this.console.clearListeners();
     await this.emulator.destroy();
   }
 

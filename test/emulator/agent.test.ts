@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { encodeRunRequest, parseRunResult, READY_PATTERN } from "../../emulator/agent.ts";
+import fc from "fast-check";
+import { encodeRunRequest, parseRunResult, READY_PATTERN, RunAnswerScanner } from "../../emulator/agent.ts";
 
 describe("guest agent protocol", () => {
   it("encodes a request as one line with the command in base64", () => {
@@ -32,5 +33,35 @@ describe("guest agent protocol", () => {
 
   it("recognises the ready line and the kernel release in it", () => {
     expect("x\nTMEMU-READY 6.1.192\r\n".match(READY_PATTERN)?.[1]).toBe("6.1.192");
+  });
+});
+
+describe("RunAnswerScanner (line by line)", () => {
+  const scan = (text: string, id: string) => {
+    const s = new RunAnswerScanner(id);
+    const lines = text.split("\n");
+    lines.pop(); // the part after the last "\n" is not a complete line yet
+    for (const l of lines) {
+      const r = s.line(l);
+      if (r) return r;
+    }
+    return undefined;
+  };
+
+  it("gives what parseRunResult gives for the same console text (property)", () => {
+    const piece = fc.constantFrom("a", "b", " ", "\n", "\r", "\r\n", "TMEMU-END ", "TMEMU-BEGIN ", "id1", "id2", "0", "42", "€");
+    const chunk = fc.array(piece, { maxLength: 30 }).map((p) => p.join(""));
+    fc.assert(
+      fc.property(chunk, chunk, fc.constantFrom("\n", "\r\n"), fc.nat(300), chunk, (before, output, eol, code, after) => {
+        const text = `${before}\nTMEMU-BEGIN id1${eol}${output}TMEMU-END id1 ${code}${eol}${after}`;
+        const whole = parseRunResult(text, "id1");
+        const byLine = scan(text, "id1");
+        expect(byLine).toEqual(whole && { output: whole.output, exitCode: whole.exitCode });
+      }),
+    );
+  });
+
+  it("refuses ids that would break the framing", () => {
+    expect(() => new RunAnswerScanner("a.b")).toThrow();
   });
 });
