@@ -11,11 +11,11 @@ import { V86 } from "v86";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestMemory } from "../hypervisor/guest-memory.ts";
 import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
-import { GUEST_HOLE_END, GUEST_HOLE_START, TMEM_PAGE_SIZE } from "../hypervisor/tmem/abi.ts";
 import { encodeRunRequest, MAX_REQUEST_BYTES, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
 import { GuestConsole, type Disposable } from "./console.ts";
 import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import { GuestBalloon } from "./balloon.ts";
+import { guestMemoryOf } from "./memory.ts";
 import { internalsOf, REG, registerFile, type V86Cpu } from "./v86-internals.ts";
 
 export type { Disposable } from "./console.ts";
@@ -233,21 +233,7 @@ export class Guest implements Disposable {
 
   /** Guest-physical memory, 4 KiB pages, every access range-checked. */
   get memory(): GuestMemory {
-    const cpu = this.requireCpu();
-    const sizeBytes = cpu.memory_size[0] ?? 0;
-    const check = (pfn: number): number => {
-      const addr = pfn * TMEM_PAGE_SIZE;
-      if (!Number.isInteger(pfn) || pfn < 0 || addr + TMEM_PAGE_SIZE > sizeBytes || (addr < GUEST_HOLE_END && addr + TMEM_PAGE_SIZE > GUEST_HOLE_START)) {
-        throw new RangeError(`guest frame ${pfn} is outside guest RAM or in the VGA hole`);
-      }
-      return addr;
-    };
-    return {
-      sizeBytes,
-      readPage: (pfn, dst) => dst.set(cpu.read_blob(check(pfn), TMEM_PAGE_SIZE)),
-      // Through write_blob: it invalidates JIT-compiled code on the page (DESIGN.md).
-      writePage: (pfn, src) => cpu.write_blob(src.subarray(0, TMEM_PAGE_SIZE), check(pfn)),
-    };
+    return guestMemoryOf(this.requireCpu());
   }
 
   /** The virtio balloon, when the guest was booted with one (the default). */
