@@ -6,6 +6,11 @@
  *   initrd/<key>/   initrd.cpio, manifest.json
  * under cacheRoot() (~/.cache/tmemu), beside debs/ (downloaded packages), bios/ and logs/.
  * A stage's manifest.json is written last: a directory without one is an unfinished build.
+ *
+ * Several tmemu processes may share the cache. A stage that has to be built is built under a lock
+ * (lock.ts, locks/<stage>-<key>.lock): a second process waits, then finds it built. A stage is
+ * built in <dir>.tmp and moved into place with rename(2), so a process that reads the cache without
+ * the lock sees the old stage or the new one, never half of one.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +21,7 @@ import { ensureHostTools } from "./host-tools.ts";
 import { buildInitramfs, listPrograms } from "./initramfs.ts";
 import { dirInputs, hashInputs } from "./inputs.ts";
 import { buildKernel, listPatches } from "./kernel.ts";
+import { withLock } from "./lock.ts";
 import { readPins, resolvePackage, type ResolvedPackage } from "./packages.ts";
 import { cacheRoot, DEFAULT_PATCHES_DIR, GUEST_IMAGES_DIR } from "./paths.ts";
 import { silentProgress, type ProgressSink } from "./progress.ts";
@@ -59,6 +65,15 @@ function readManifest(dir: string): StageManifest | undefined {
   }
 }
 
+/** Moves the finished build `tmp` to `dir`, replacing what was there with one rename. */
+function replaceDir(tmp: string, dir: string): void {
+  const old = `${dir}.old-${process.pid}`;
+  const hadOld = existsSync(dir);
+  if (hadOld) renameSync(dir, old);
+  renameSync(tmp, dir);
+  if (hadOld) rmSync(old, { recursive: true, force: true });
+}
+
 function sourceInputs(...names: string[]): Record<string, Uint8Array> {
   return Object.fromEntries(names.map((n) => [`build/${n}`, readFileSync(join(GUEST_IMAGES_DIR, n))]));
 }
@@ -68,9 +83,12 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const progress = opts.progress ?? silentProgress;
   const root = opts.cacheDir ?? cacheRoot();
   const patchesDir = opts.patchesDir ?? DEFAULT_PATCHES_DIR;
-  for (const d of ["debs", "kernel", "initrd", "bios", "logs", "work"]) mkdirSync(join(root, d), { recursive: true });
-  const logFile = join(root, "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
+  for (const d of ["debs", "kernel", "initrd", "bios", "logs", "work", "locks"]) mkdirSync(join(root, d), { recursive: true });
+  const logFile = join(root, "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
   writeFileSync(logFile, `tmemu guest-image build, ${new Date().toISOString()}\n`);
+  const lockFile = (stage: string) => join(root, "locks", `${stage}.lock`);
+  const waitNotice = (what: string) => () => progress.warn(`another tmemu is building the ${what} in ${root}; waiting for it`);
+  const built = { kernel: false, initrd: false, bios: false };
 
   const pins = readPins();
   const debDir = join(root, "debs");
@@ -97,27 +115,37 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   let kernelManifest = opts.rebuild ? undefined : readManifest(kernelDir);
   const linesFile = join(root, "kernel-build-lines");
   if (!kernelManifest) {
-    ensureHostTools(progress, false);
-    const started = Date.now();
-    const tmpOut = `${kernelDir}.tmp`;
-    rmSync(tmpOut, { recursive: true, force: true });
-    const expectedLines = existsSync(linesFile) ? Number(readFileSync(linesFile, "utf8")) || DEFAULT_KERNEL_LINES : DEFAULT_KERNEL_LINES;
-    const result = await buildKernel(
-      { linuxSourceDeb: pkg("linux-source-6.1").deb, patchesDir, configFragment: fragment, workDir: join(root, "work", `kernel-${kernelKey}`), outDir: tmpOut, logFile, expectedLines },
-      progress,
+    kernelManifest = await withLock(
+      lockFile(`kernel-${kernelKey}`),
+      async () => {
+        // Another process may have built it while this one waited for the lock.
+        const done = opts.rebuild ? undefined : readManifest(kernelDir);
+        if (done) return done;
+        ensureHostTools(progress, false);
+        const started = Date.now();
+        const tmpOut = `${kernelDir}.tmp`;
+        rmSync(tmpOut, { recursive: true, force: true });
+        const expectedLines = existsSync(linesFile) ? Number(readFileSync(linesFile, "utf8")) || DEFAULT_KERNEL_LINES : DEFAULT_KERNEL_LINES;
+        const result = await buildKernel(
+          { linuxSourceDeb: pkg("linux-source-6.1").deb, patchesDir, configFragment: fragment, workDir: join(root, "work", `kernel-${kernelKey}`), outDir: tmpOut, logFile, expectedLines },
+          progress,
+        );
+        writeFileSync(linesFile, String(result.buildLines));
+        const manifest: StageManifest = {
+          key: kernelKey,
+          builtAt: new Date().toISOString(),
+          seconds: (Date.now() - started) / 1000,
+          release: result.release,
+          linuxSource: pkg("linux-source-6.1").version,
+          patches: patches.map((p) => p.split("/").pop()),
+        };
+        writeFileSync(join(tmpOut, "manifest.json"), JSON.stringify(manifest, null, 2));
+        replaceDir(tmpOut, kernelDir);
+        built.kernel = true;
+        return manifest;
+      },
+      waitNotice("guest kernel"),
     );
-    writeFileSync(linesFile, String(result.buildLines));
-    kernelManifest = {
-      key: kernelKey,
-      builtAt: new Date().toISOString(),
-      seconds: (Date.now() - started) / 1000,
-      release: result.release,
-      linuxSource: pkg("linux-source-6.1").version,
-      patches: patches.map((p) => p.split("/").pop()),
-    };
-    writeFileSync(join(tmpOut, "manifest.json"), JSON.stringify(kernelManifest, null, 2));
-    rmSync(kernelDir, { recursive: true, force: true });
-    renameSync(tmpOut, kernelDir);
   }
 
   // Stage 2: initramfs (depends on the kernel for headers and nolibc).
@@ -133,29 +161,55 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const initrdDir = join(root, "initrd", initrdKey);
   let initrdManifest = opts.rebuild ? undefined : readManifest(initrdDir);
   if (!initrdManifest) {
-    ensureHostTools(progress, false);
-    const started = Date.now();
-    const { cpio, programs } = await buildInitramfs(
-      { busyboxDeb: pkg("busybox-static").deb, initScript, programsDir, kernelOutDir: kernelDir, workDir: join(root, "work", `initrd-${initrdKey}`), logFile },
-      progress,
+    initrdManifest = await withLock(
+      lockFile(`initrd-${initrdKey}`),
+      async () => {
+        const done = opts.rebuild ? undefined : readManifest(initrdDir);
+        if (done) return done;
+        ensureHostTools(progress, false);
+        const started = Date.now();
+        const { cpio, programs } = await buildInitramfs(
+          { busyboxDeb: pkg("busybox-static").deb, initScript, programsDir, kernelOutDir: kernelDir, workDir: join(root, "work", `initrd-${initrdKey}`), logFile },
+          progress,
+        );
+        const tmpOut = `${initrdDir}.tmp`;
+        rmSync(tmpOut, { recursive: true, force: true });
+        mkdirSync(tmpOut, { recursive: true });
+        writeFileSync(join(tmpOut, "initrd.cpio"), cpio);
+        const manifest: StageManifest = { key: initrdKey, builtAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, programs, busybox: pkg("busybox-static").version };
+        writeFileSync(join(tmpOut, "manifest.json"), JSON.stringify(manifest, null, 2));
+        replaceDir(tmpOut, initrdDir);
+        built.initrd = true;
+        return manifest;
+      },
+      waitNotice("initramfs"),
     );
-    mkdirSync(initrdDir, { recursive: true });
-    writeFileSync(join(initrdDir, "initrd.cpio"), cpio);
-    initrdManifest = { key: initrdKey, builtAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, programs, busybox: pkg("busybox-static").version };
-    writeFileSync(join(initrdDir, "manifest.json"), JSON.stringify(initrdManifest, null, 2));
   }
 
   // BIOS from Debian's seabios.
   const seabios = pkg("seabios");
   const biosDir = join(root, "bios", seabios.version.replace(/:/g, "_"));
-  if (!existsSync(join(biosDir, "bios.bin"))) {
-    const tmp = `${biosDir}.tmp`;
-    rmSync(tmp, { recursive: true, force: true });
-    await run("dpkg-deb", ["-x", seabios.deb, tmp], { logFile });
-    mkdirSync(biosDir, { recursive: true });
-    copyFileSync(join(tmp, "usr/share/seabios/vgabios-stdvga.bin"), join(biosDir, "vgabios-stdvga.bin"));
-    copyFileSync(join(tmp, "usr/share/seabios/bios.bin"), join(biosDir, "bios.bin"));
-    rmSync(tmp, { recursive: true, force: true });
+  const biosFiles = ["bios.bin", "vgabios-stdvga.bin"];
+  const haveBios = () => biosFiles.every((f) => existsSync(join(biosDir, f)));
+  if (!haveBios()) {
+    await withLock(
+      lockFile(`bios-${seabios.version.replace(/:/g, "_")}`),
+      async () => {
+        if (haveBios()) return;
+        const tmp = `${biosDir}.tmp`;
+        rmSync(tmp, { recursive: true, force: true });
+        await run("dpkg-deb", ["-x", seabios.deb, join(tmp, "deb")], { logFile });
+        for (const f of biosFiles) {
+          const from = join(tmp, "deb/usr/share/seabios", f);
+          if (!existsSync(from)) throw new TmemuError("BUILD_FAILED", `the seabios package ${seabios.version} has no usr/share/seabios/${f}`, `see ${seabios.deb}`);
+          copyFileSync(from, join(tmp, f));
+        }
+        rmSync(join(tmp, "deb"), { recursive: true, force: true });
+        replaceDir(tmp, biosDir);
+        built.bios = true;
+      },
+      waitNotice("BIOS"),
+    );
   }
 
   return {
@@ -168,7 +222,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
     vgaBiosPath: join(biosDir, "vgabios-stdvga.bin"),
     packages: [...resolved.values()].map((r) => ({ name: r.name, version: r.version, ...(r.pinned ? { pinned: r.pinned } : {}) })),
     patches: patches.map((p) => p.split("/").pop() ?? p),
-    built: { kernel: kernelManifest.builtAt > new Date(t0).toISOString(), initrd: initrdManifest.builtAt > new Date(t0).toISOString() },
+    built: { kernel: built.kernel, initrd: built.initrd },
     seconds: { total: (Date.now() - t0) / 1000, kernelBuild: kernelManifest.seconds, initrdBuild: initrdManifest.seconds },
   };
 }
