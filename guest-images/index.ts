@@ -12,7 +12,7 @@
  * built in <dir>.tmp and moved into place with rename(2), so a process that reads the cache without
  * the lock sees the old stage or the new one, never half of one.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestImages } from "../emulator/guest.ts";
@@ -83,9 +83,14 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const progress = opts.progress ?? silentProgress;
   const root = opts.cacheDir ?? cacheRoot();
   const patchesDir = opts.patchesDir ?? DEFAULT_PATCHES_DIR;
-  for (const d of ["debs", "kernel", "initrd", "bios", "logs", "work", "locks"]) mkdirSync(join(root, d), { recursive: true });
   const logFile = join(root, "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
-  writeFileSync(logFile, `tmemu guest-image build, ${new Date().toISOString()}\n`);
+  const logHeader = `tmemu guest-image build, ${new Date().toISOString()}\n`;
+  try {
+    for (const d of ["debs", "kernel", "initrd", "bios", "logs", "work", "locks"]) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(logFile, logHeader);
+  } catch (err) {
+    throw new TmemuError("BAD_INPUT", `cannot use the cache directory ${root}: ${(err as Error).message}`, "set TMEMU_CACHE_DIR to a folder you can write to");
+  }
   const lockFile = (stage: string) => join(root, "locks", `${stage}.lock`);
   const waitNotice = (what: string) => () => progress.warn(`another tmemu is building the ${what} in ${root}; waiting for it`);
   const built = { kernel: false, initrd: false, bios: false };
@@ -212,6 +217,13 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
     );
   }
 
+  // A run that built nothing leaves no log behind (one per `tmemu boot` would pile up).
+  try {
+    if (statSync(logFile).size === Buffer.byteLength(logHeader)) unlinkSync(logFile);
+  } catch {
+    // already gone: fine
+  }
+
   return {
     kernelDir,
     kernelKey,
@@ -228,10 +240,17 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
 }
 
 export function loadGuestImages(set: ImageSet): GuestImages {
+  const read = (path: string): Uint8Array => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new TmemuError("IMAGE_MISSING", `cannot read the guest image ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, "run `tmemu images --rebuild` to build the images again");
+    }
+  };
   return {
-    bzImage: readFileSync(join(set.kernelDir, "bzImage")),
-    initrd: readFileSync(set.initrdPath),
-    bios: readFileSync(set.biosPath),
-    vgaBios: readFileSync(set.vgaBiosPath),
+    bzImage: read(join(set.kernelDir, "bzImage")),
+    initrd: read(set.initrdPath),
+    bios: read(set.biosPath),
+    vgaBios: read(set.vgaBiosPath),
   };
 }
