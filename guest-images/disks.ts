@@ -2,7 +2,7 @@
  * Disk images for guests: an ext4 data disk populated from a folder with `mke2fs -d` (no root, no
  * loop mount), and a swap disk (swap.ts). Both are plain byte arrays that v86 writes in place.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -12,14 +12,25 @@ export { makeSwapImage } from "./swap.ts";
 
 const MIB = 1024 * 1024;
 
-/** Bytes of the regular files under `dir`, each rounded up to 4 KiB blocks. */
+/**
+ * Bytes the content of `dir` needs on the disk: each file rounded up to 4 KiB blocks, plus a block
+ * per entry. Symbolic links are not followed (mke2fs -d copies them as links): a link to a parent
+ * folder would otherwise recurse until ELOOP, and a dangling one would fail with ENOENT.
+ */
 export function folderBytes(dir: string): number {
   let total = 0;
-  for (const name of readdirSync(dir)) {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    throw new TmemuError("BAD_INPUT", `cannot read the folder ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, "every folder under --files must be readable");
+  }
+  for (const name of names) {
     const path = join(dir, name);
-    const st = statSync(path);
+    const st = lstatSync(path);
     if (st.isDirectory()) total += 4096 + folderBytes(path);
-    else total += Math.ceil(st.size / 4096) * 4096 + 4096;
+    else if (st.isFile()) total += Math.ceil(st.size / 4096) * 4096 + 4096;
+    else total += 4096; // a symlink, device node, fifo or socket: an inode and at most a block
   }
   return total;
 }
