@@ -4,7 +4,7 @@
  * newest is used with a warning. Downloaded .deb files are kept in the cache, so a warm build needs
  * no network and no apt at all.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { query, run } from "./exec.ts";
@@ -84,11 +84,16 @@ export async function resolvePackage(pin: PackagePin, debDir: string, logFile: s
   if (!existsSync(target)) {
     progress.phase(`downloading ${chosen.name} ${chosen.version}`);
     const tmp = join(debDir, `.download-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    await run("apt-get", ["download", `${aptName(chosen)}=${chosen.version}`], { cwd: tmp, logFile });
-    const got = readdirSync(tmp).find((f) => f.endsWith(".deb"));
-    if (!got) throw new TmemuError("PACKAGE_UNAVAILABLE", `apt-get download ${aptName(chosen)} produced no .deb`, `see ${logFile}`);
-    renameSync(join(tmp, got), target);
+    try {
+      await run("apt-get", ["download", `${aptName(chosen)}=${chosen.version}`], { cwd: tmp, logFile });
+      const got = readdirSync(tmp).find((f) => f.endsWith(".deb"));
+      if (!got) throw new TmemuError("PACKAGE_UNAVAILABLE", `apt-get download ${aptName(chosen)} produced no .deb`, `see ${logFile}`);
+      renameSync(join(tmp, got), target);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
     progress.done();
   }
   return fellBack ? { ...chosen, deb: target, pinned: pin.version } : { ...chosen, deb: target };
