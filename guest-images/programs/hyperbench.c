@@ -48,21 +48,25 @@ static unsigned long num(const char *s)
 	return v;
 }
 
-static long now_us(void)
+/*
+ * Microseconds, modulo 2^32: long is 32 bits on i386, and tv_sec * 1000000 overflows it
+ * (undefined behaviour when signed). Differences are right for intervals under 71 minutes.
+ */
+static unsigned long now_us(void)
 {
 	struct timeval tv;
 
 	gettimeofday(&tv, NULL);
-	return tv.tv_sec * 1000000L + tv.tv_usec;
+	return (unsigned long)tv.tv_sec * 1000000UL + (unsigned long)tv.tv_usec;
 }
 
-static void report(const char *what, unsigned long calls, long us)
+static void report(const char *what, unsigned long calls, unsigned long us)
 {
 	/* calls per second without 64-bit division (no libgcc): calls * 1000 / ms */
-	unsigned long ms = (unsigned long)(us / 1000);
+	unsigned long ms = us / 1000;
 	unsigned long rate = ms > 0 ? calls * 1000 / ms : 0;
 
-	printf("hyperbench: %s calls=%lu us=%ld rate=%lu\n", what, calls, us, rate);
+	printf("hyperbench: %s calls=%lu us=%lu rate=%lu\n", what, calls, us, rate);
 }
 
 /* The frame number of the page at addr, from /proc/self/pagemap (bits 0-54, present bit 63). */
@@ -83,8 +87,7 @@ static unsigned int pfn_of(void *addr)
 int main(int argc, char **argv)
 {
 	struct regs r = { 0, 0, 0, 0, 0 };
-	unsigned long i, n;
-	long t0;
+	unsigned long i, n, t0;
 
 	if (argc < 3) {
 		printf("usage: hyperbench bare|echo|probe|putget PORT [N|VALUE]\n");

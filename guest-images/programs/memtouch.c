@@ -57,19 +57,23 @@ static unsigned long parse_ulong(const char *s, int *ok)
 	return v;
 }
 
-static long now_ms(void)
+/*
+ * Milliseconds, modulo 2^32: long is 32 bits on i386, and tv_sec * 1000 overflows it (undefined
+ * behaviour when signed). Differences of these values are right for intervals under 49 days.
+ */
+static unsigned long now_ms(void)
 {
 	struct timeval tv;
 
 	gettimeofday(&tv, NULL);
-	return tv.tv_sec * 1000L + tv.tv_usec / 1000L;
+	return (unsigned long)tv.tv_sec * 1000UL + (unsigned long)tv.tv_usec / 1000UL;
 }
 
 int main(int argc, char **argv)
 {
 	unsigned long mib, seed = 1, passes = 1, pages, p, mismatches = 0;
 	unsigned int *mem;
-	long t0, t1, t2;
+	unsigned long t0, t1, t2;
 	int ok = 1, ok2 = 1, ok3 = 1, ok4 = 1;
 	unsigned long pass;
 
@@ -120,7 +124,7 @@ int main(int argc, char **argv)
 		}
 	}
 	t2 = now_ms();
-	printf("memtouch: mib=%lu pages=%lu seed=%lu passes=%lu random_words=%u mismatches=%lu fill_ms=%ld verify_ms=%ld\n",
+	printf("memtouch: mib=%lu pages=%lu seed=%lu passes=%lu random_words=%u mismatches=%lu fill_ms=%lu verify_ms=%lu\n",
 	       mib, pages, seed, passes, random_words, mismatches, t1 - t0, t2 - t1);
 	return mismatches ? 1 : 0;
 }
