@@ -48,11 +48,14 @@ static unsigned long parse_ulong(const char *s, int *ok)
 
 	*ok = *s != '\0';
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9') {
+		unsigned long d = (unsigned long)(*s - '0');
+
+		/* not a digit, or more than fits in 32 bits (it would wrap to a small number) */
+		if (*s < '0' || *s > '9' || v > (~0UL - d) / 10) {
 			*ok = 0;
 			return 0;
 		}
-		v = v * 10 + (unsigned long)(*s - '0');
+		v = v * 10 + d;
 	}
 	return v;
 }
@@ -90,7 +93,7 @@ int main(int argc, char **argv)
 		random_words = (unsigned int)parse_ulong(argv[4], &ok4);
 	if (!ok || !ok2 || !ok3 || !ok4 || mib == 0 || mib > 2048 ||
 	    random_words == 0 || random_words > WORDS) {
-		printf("memtouch: MIB must be 1..2048, RANDOM_WORDS 1..1024, SEED and PASSES whole numbers\n");
+		printf("memtouch: MIB must be 1..2048, RANDOM_WORDS 1..1024, SEED and PASSES whole numbers 0..4294967295\n");
 		return 2;
 	}
 	pages = mib * (1024 * 1024 / PAGE_SIZE);
