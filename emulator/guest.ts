@@ -186,7 +186,7 @@ export class Guest implements Disposable {
     const request = encodeRunRequest(`${Date.now().toString(36)}${randomBytes(4).toString("hex")}`, command);
     if (request.length > MAX_REQUEST_BYTES) {
       return Promise.reject(
-        new TmemuError("BAD_INPUT", `command is ${command.length} bytes; the guest agent takes at most about ${Math.floor((MAX_REQUEST_BYTES * 3) / 4) - 40}`, "put long scripts in a file on the data disk (--files DIR) and run that"),
+        new TmemuError("BAD_INPUT", `command is ${Buffer.byteLength(command, "utf8")} bytes; the guest agent takes at most about ${Math.floor((MAX_REQUEST_BYTES * 3) / 4) - 40}`, "put long scripts in a file on the data disk (--files DIR) and run that"),
       );
     }
     const id = request.split(" ")[1] ?? "";
