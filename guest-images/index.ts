@@ -74,6 +74,17 @@ function replaceDir(tmp: string, dir: string): void {
   if (hadOld) rmSync(old, { recursive: true, force: true });
 }
 
+/** A bad --patches is the user's to fix: say so before any download or build. */
+function checkPatchesDir(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    throw new TmemuError("BAD_INPUT", `patch directory ${dir} does not exist`, "pass --patches DIR with a folder of *.patch files");
+  }
+  if (!isDir) throw new TmemuError("BAD_INPUT", `--patches ${dir} is a file, not a folder`, "put the patch in a folder of its own (a series applies in name order) and pass that folder");
+}
+
 function sourceInputs(...names: string[]): Record<string, Uint8Array> {
   return Object.fromEntries(names.map((n) => [`build/${n}`, readFileSync(join(GUEST_IMAGES_DIR, n))]));
 }
@@ -83,6 +94,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const progress = opts.progress ?? silentProgress;
   const root = opts.cacheDir ?? cacheRoot();
   const patchesDir = opts.patchesDir ?? DEFAULT_PATCHES_DIR;
+  checkPatchesDir(patchesDir);
   const logFile = join(root, "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
   const logHeader = `tmemu guest-image build, ${new Date().toISOString()}\n`;
   try {

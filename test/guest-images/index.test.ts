@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -27,5 +27,24 @@ describe("loadGuestImages", () => {
     expect(err).toBeInstanceOf(TmemuError);
     expect((err as TmemuError).code).toBe("IMAGE_MISSING");
     expect((err as TmemuError).message).toBe(`cannot read the guest image ${join(dir, "bzImage")}: ENOENT`);
+  });
+});
+
+describe("ensureImages: --patches", () => {
+  it("refuses a patch file given where a folder is expected, before downloading or building anything", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tmemu-patches-"));
+    const file = join(dir, "0001-x.patch");
+    writeFileSync(file, "");
+    const cache = join(dir, "cache");
+    const err = await ensureImages({ cacheDir: cache, patchesDir: file }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TmemuError);
+    expect((err as TmemuError).code).toBe("BAD_INPUT");
+    expect((err as TmemuError).message).toBe(`--patches ${file} is a file, not a folder`);
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  it("refuses a folder that does not exist, in the same way", async () => {
+    const err = await ensureImages({ cacheDir: join(tmpdir(), "tmemu-never"), patchesDir: "/nonexistent/patches" }).catch((e: unknown) => e);
+    expect((err as TmemuError).message).toBe("patch directory /nonexistent/patches does not exist");
   });
 });
