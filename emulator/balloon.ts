@@ -9,7 +9,10 @@
  * (v86 reads them as signed 32-bit numbers and drops addr_high). A buffer that does not lie wholly
  * in guest RAM is skipped and counted in `bufferReadFails`, never read: v86's read_blob does not
  * check, and a short or negative-offset view would either throw through the emulated CPU or read
- * the wrong bytes. The frame numbers themselves are checked by whoever listens (the host's ledger).
+ * the wrong bytes. The request is then handed to v86's device with only the buffers that were
+ * read (cut to whole frame numbers): the device sizes a buffer by the sum of the guest's lengths
+ * (a negative sum throws through the CPU) and counts `actual` from it, which now matches the frames
+ * the listener got. The frame numbers themselves are checked by whoever listens (the host's ledger).
  */
 import { BugIndicatingError } from "../hypervisor/errors.ts";
 import type { V86BufferChain, V86Cpu, V86VirtioBalloon } from "./v86-internals.ts";
@@ -101,9 +104,13 @@ export class GuestBalloon {
     };
   }
 
-  /** The frame numbers in a request's device-readable buffers, each buffer range-checked first. */
+  /**
+   * The frame numbers in a request's device-readable buffers, each buffer range-checked first.
+   * Leaves in `req` only what was read, so that v86's device reads and counts the same frames.
+   */
   private framesOf(req: V86BufferChain): number[] {
     const pfns: number[] = [];
+    const kept: V86BufferChain["read_buffers"] = [];
     for (const buf of req.read_buffers) {
       const addr = buf.addr_low >>> 0;
       const len = buf.len >>> 0;
@@ -112,15 +119,18 @@ export class GuestBalloon {
         continue;
       }
       let n = Math.floor(len / 4);
-      if (n > MAX_PFNS_PER_REQUEST - pfns.length) {
-        n = MAX_PFNS_PER_REQUEST - pfns.length;
+      if (n > MAX_PFNS_PER_REQUEST - pfns.length || len % 4 !== 0) {
+        n = Math.min(n, MAX_PFNS_PER_REQUEST - pfns.length);
         this.bufferReadFails++;
       }
       if (n === 0) continue;
       const bytes = this.cpu.read_blob(addr, n * 4);
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < n; i++) pfns.push(view.getUint32(i * 4, true));
+      kept.push({ addr_low: addr, addr_high: 0, len: n * 4 });
     }
+    req.read_buffers = kept;
+    req.length_readable = pfns.length * 4;
     return pfns;
   }
 }

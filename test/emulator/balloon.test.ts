@@ -39,8 +39,8 @@ function fakeGuest() {
   balloon.listen({ onInflate: (p) => inflated.push(p), onDeflate: () => {} });
   /** What the device does on an inflate notification: pops the request (through the tap). */
   const inflate = (bufs: V86BufferChain["read_buffers"]) => {
-    next = { read_buffers: bufs, length_readable: 0, get_next_blob: () => 0 };
-    device.virtio.queues[0]?.pop_request();
+    next = { read_buffers: bufs, length_readable: bufs.reduce((n, b) => n + b.len, 0), get_next_blob: () => 0 };
+    return device.virtio.queues[0]?.pop_request();
   };
   const putPfns = (addr: number, pfns: number[]) => {
     const v = new DataView(mem8.buffer);
@@ -105,6 +105,26 @@ describe("GuestBalloon inflate/deflate tap", () => {
     ]);
     expect(g.inflated[0]?.length).toBe(MAX_PFNS_PER_REQUEST);
     expect(g.balloon.bufferReadFails).toBe(1);
+  });
+});
+
+describe("GuestBalloon: what v86's device gets after the tap", () => {
+  it("only the buffers that were read, cut to whole frame numbers, so `actual` counts what the listener got", () => {
+    const g = fakeGuest();
+    const req = g.inflate([
+      { addr_low: 0x1000, addr_high: 0, len: 10 },
+      { addr_low: -4096, addr_high: 0, len: 4 },
+      { addr_low: 0x2000, addr_high: 0, len: -256 },
+      { addr_low: 0x3000, addr_high: 0, len: 8 },
+    ]);
+    expect(req?.read_buffers).toEqual([
+      { addr_low: 0x1000, addr_high: 0, len: 8 },
+      { addr_low: 0x3000, addr_high: 0, len: 8 },
+    ]);
+    // v86's inflate handler does new Uint8Array(length_readable): it was 10 + 4 - 256 + 8 < 0, a RangeError through the CPU.
+    expect(req?.length_readable).toBe(16);
+    expect(g.inflated[0]).toHaveLength(4);
+    expect(g.balloon.bufferReadFails).toBe(3);
   });
 });
 
