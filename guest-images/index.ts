@@ -12,7 +12,7 @@
  * built in <dir>.tmp and moved into place with rename(2), so a process that reads the cache without
  * the lock sees the old stage or the new one, never half of one.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestImages } from "../emulator/guest.ts";
@@ -20,8 +20,8 @@ import { run } from "./exec.ts";
 import { ensureHostTools } from "./host-tools.ts";
 import { buildInitramfs, listPrograms } from "./initramfs.ts";
 import { dirInputs, hashInputs } from "./inputs.ts";
-import { buildKernel, listPatches } from "./kernel.ts";
-import { withLock } from "./lock.ts";
+import { buildKernel, listPatches, removeTreeInBackground } from "./kernel.ts";
+import { tryLock, withLock } from "./lock.ts";
 import { readPins, resolvePackage, type ResolvedPackage } from "./packages.ts";
 import { cacheRoot, DEFAULT_PATCHES_DIR, GUEST_IMAGES_DIR } from "./paths.ts";
 import { silentProgress, type ProgressSink } from "./progress.ts";
@@ -72,6 +72,33 @@ function replaceDir(tmp: string, dir: string): void {
   if (hadOld) renameSync(dir, old);
   renameSync(tmp, dir);
   if (hadOld) rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * Deletes the build trees in work/ that no process is building: left by a build that failed, or
+ * was killed, for a key nobody builds again (a kernel tree is about 1.5 GB). A tree is in use
+ * exactly when its stage's lock is held; `except` is the one this process is about to build.
+ */
+export async function sweepWorkDirs(root: string, except: string): Promise<string[]> {
+  const swept: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(join(root, "work"));
+  } catch {
+    return swept;
+  }
+  for (const name of names) {
+    if (name === except || !/^(kernel|initrd)-[0-9a-f]+$/.test(name)) continue;
+    const lock = await tryLock(join(root, "locks", `${name}.lock`));
+    if (!lock) continue;
+    try {
+      removeTreeInBackground(join(root, "work", name));
+      swept.push(name);
+    } finally {
+      await lock.release();
+    }
+  }
+  return swept;
 }
 
 /** A bad --patches is the user's to fix: say so before any download or build. */
@@ -142,11 +169,20 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
         const started = Date.now();
         const tmpOut = `${kernelDir}.tmp`;
         rmSync(tmpOut, { recursive: true, force: true });
+        const workDir = join(root, "work", `kernel-${kernelKey}`);
+        await sweepWorkDirs(root, `kernel-${kernelKey}`);
         const expectedLines = existsSync(linesFile) ? Number(readFileSync(linesFile, "utf8")) || DEFAULT_KERNEL_LINES : DEFAULT_KERNEL_LINES;
-        const result = await buildKernel(
-          { linuxSourceDeb: pkg("linux-source-6.1").deb, patchesDir, configFragment: fragment, workDir: join(root, "work", `kernel-${kernelKey}`), outDir: tmpOut, logFile, expectedLines },
-          progress,
-        );
+        let result;
+        try {
+          result = await buildKernel(
+            { linuxSourceDeb: pkg("linux-source-6.1").deb, patchesDir, configFragment: fragment, workDir, outDir: tmpOut, logFile, expectedLines },
+            progress,
+          );
+        } catch (err) {
+          // The log says what went wrong; the 1.5 GB tree is kept only when asked for.
+          if (!process.env["TMEMU_KEEP_BUILD"]) removeTreeInBackground(workDir);
+          throw err;
+        }
         writeFileSync(linesFile, String(result.buildLines));
         const manifest: StageManifest = {
           key: kernelKey,

@@ -13,26 +13,41 @@ import { spawn } from "node:child_process";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 
 export interface HeldLock {
-  release(): void;
+  /** Lets the lock go; resolves once it is free for others. */
+  release(): Promise<void>;
 }
 
 const LOCKED = "locked";
+/** flock's exit code when --nonblock finds the lock taken (distinct from its own error codes). */
+const BUSY_EXIT = 75;
 
 /**
  * Takes the lock on `path` (created if missing), waiting as long as another process holds it.
  * `onWait` is called once if the lock is not free within `waitNoticeMs`.
  */
 export function acquireLock(path: string, onWait: () => void = () => {}, waitNoticeMs = 500): Promise<HeldLock> {
+  return lock(path, true, onWait, waitNoticeMs) as Promise<HeldLock>;
+}
+
+/** Takes the lock on `path` if no other process holds it; undefined if one does. */
+export function tryLock(path: string): Promise<HeldLock | undefined> {
+  return lock(path, false, () => {}, 60_000);
+}
+
+function lock(path: string, wait: boolean, onWait: () => void, waitNoticeMs: number): Promise<HeldLock | undefined> {
   return new Promise((resolve, reject) => {
-    const child = spawn("flock", ["--exclusive", path, "sh", "-c", `echo ${LOCKED}; exec cat >/dev/null`], {
+    const mode = wait ? [] : ["--nonblock", "--conflict-exit-code", String(BUSY_EXIT)];
+    const child = spawn("flock", ["--exclusive", ...mode, path, "sh", "-c", `echo ${LOCKED}; exec cat >/dev/null`], {
       stdio: ["pipe", "pipe", "pipe"],
     });
     let out = "";
     let err = "";
     let held = false;
     const notice = setTimeout(onWait, waitNoticeMs);
+    const exited = new Promise<void>((done) => child.on("close", () => done()));
     const release = () => {
       child.stdin.end();
+      return exited;
     };
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString();
@@ -51,7 +66,8 @@ export function acquireLock(path: string, onWait: () => void = () => {}, waitNot
     });
     child.on("close", (code) => {
       clearTimeout(notice);
-      if (!held) reject(new TmemuError("BUILD_FAILED", `cannot lock ${path}: flock exited with ${code}: ${err.trim()}`, "check that the cache directory is writable (or set TMEMU_CACHE_DIR)"));
+      if (!held && !wait && code === BUSY_EXIT) resolve(undefined);
+      else if (!held) reject(new TmemuError("BUILD_FAILED", `cannot lock ${path}: flock exited with ${code}: ${err.trim()}`, "check that the cache directory is writable (or set TMEMU_CACHE_DIR)"));
     });
   });
 }
@@ -62,6 +78,6 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, onWait?: (
   try {
     return await fn();
   } finally {
-    lock.release();
+    await lock.release();
   }
 }

@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ensureImages, loadGuestImages, type ImageSet } from "../../guest-images/index.ts";
+import { ensureImages, loadGuestImages, sweepWorkDirs, type ImageSet } from "../../guest-images/index.ts";
+import { acquireLock } from "../../guest-images/lock.ts";
 import { TmemuError } from "../../hypervisor/user-errors.ts";
 
 describe("ensureImages: user errors", () => {
@@ -46,5 +47,22 @@ describe("ensureImages: --patches", () => {
   it("refuses a folder that does not exist, in the same way", async () => {
     const err = await ensureImages({ cacheDir: join(tmpdir(), "tmemu-never"), patchesDir: "/nonexistent/patches" }).catch((e: unknown) => e);
     expect((err as TmemuError).message).toBe("patch directory /nonexistent/patches does not exist");
+  });
+});
+
+describe("sweepWorkDirs", () => {
+  it("deletes build trees nobody is building, keeps the one being built and the one named, ignores other names", async () => {
+    const root = mkdtempSync(join(tmpdir(), "tmemu-sweep-"));
+    for (const d of ["kernel-aaa1", "kernel-bbb2", "initrd-ccc3", "kernel-ddd4", "notes"]) mkdirSync(join(root, "work", d), { recursive: true });
+    mkdirSync(join(root, "locks"));
+    const busy = await acquireLock(join(root, "locks", "kernel-bbb2.lock"));
+    try {
+      const swept = await sweepWorkDirs(root, "kernel-ddd4");
+      expect(swept.sort()).toEqual(["initrd-ccc3", "kernel-aaa1"]);
+      const left = readdirSync(join(root, "work")).filter((n) => !n.includes(".trash-"));
+      expect(left.sort()).toEqual(["kernel-bbb2", "kernel-ddd4", "notes"]);
+    } finally {
+      await busy.release();
+    }
   });
 });

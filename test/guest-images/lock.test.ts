@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { acquireLock, withLock } from "../../guest-images/lock.ts";
+import { acquireLock, tryLock, withLock } from "../../guest-images/lock.ts";
 import { TmemuError } from "../../hypervisor/user-errors.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,8 +20,8 @@ describe("acquireLock (flock between tmemu processes sharing a cache)", () => {
     await sleep(300);
     expect(second).toBe(false);
     expect(waited).toBe(1);
-    first.release();
-    (await p).release();
+    await first.release();
+    await (await p).release();
     expect(second).toBe(true);
   });
 
@@ -66,7 +66,20 @@ describe("acquireLock when the holder dies", () => {
     await sleep(200);
     expect(got).toBe(false);
     holder.kill("SIGKILL");
-    (await p).release();
+    await (await p).release();
     expect(got).toBe(true);
   }, 20_000);
+});
+
+describe("tryLock", () => {
+  it("takes a free lock, and answers undefined at once while another holder has it", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "tmemu-lock-")), "kernel-z.lock");
+    const first = await tryLock(path);
+    expect(first).toBeDefined();
+    expect(await tryLock(path)).toBeUndefined();
+    await first?.release();
+    const again = await tryLock(path);
+    expect(again).toBeDefined();
+    await again?.release();
+  });
 });
