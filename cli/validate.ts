@@ -144,9 +144,11 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
         const pass2 = tg.guest.disks.data.sectorsRead - pass1;
         const g1 = await guestTmemStats(tg.guest);
         const sums = await tg.guest.runChecked("md5sum /data/set/*", { timeoutMs: 1_800_000 });
+        // Both sides' counters at the same moment: after the last hypercall of the workload.
+        const gEnd = await guestTmemStats(tg.guest);
         const host = store.clientMetrics(tg.device!.clientId);
         const gs = g1 && g0 ? delta(g1, g0) : undefined;
-        return { pass1, pass2, gs, g1, host, sumsOk: sums === md5sumListing(set) };
+        return { pass1, pass2, gs, g1: gEnd, host, sumsOk: sums === md5sumListing(set) };
       } finally {
         await tg.dispose();
       }
@@ -231,7 +233,7 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
   try {
     const g = tg.guest;
     const ramMib = await memTotalMib(g);
-    const dmesg = await g.runChecked("dmesg | grep -i tmem || true");
+    const dmesg = await g.runChecked("dmesg | grep 'tmem:' || true");
     const out = await g.runChecked(`memtouch ${2 * ramMib} 99 1`, { timeoutMs: 1_800_000 });
     const sum = (await g.runChecked("md5sum < /data/blob")).split(" ")[0];
     const gs = await guestTmemStats(g);
