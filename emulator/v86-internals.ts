@@ -61,6 +61,10 @@ export interface V86Cpu {
   reg32: Int32Array;
   /** A Proxy like reg32; memory_size[0] is guest RAM in bytes. */
   memory_size: Uint32Array;
+  /** A Proxy like reg32 over guest RAM (a new Uint8Array per access): see guestMemoryOf. */
+  mem8?: Uint8Array;
+  /** Invalidates JIT-compiled code for guest-physical [start, end) (what write_blob calls). */
+  jit_dirty_cache?: (start: number, end: number) => void;
   read_blob(addr: number, len: number): Uint8Array;
   write_blob(bytes: Uint8Array, addr: number): void;
   devices: {
