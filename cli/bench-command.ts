@@ -11,6 +11,8 @@ import { runBench, type BenchConfigName } from "./bench.ts";
 import { formatBenchTable, type BenchDocument } from "./bench-report.ts";
 import { benchChartSvg, renderPng } from "./chart.ts";
 import { runGuests } from "./run.ts";
+import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { StderrProgress } from "../guest-images/progress.ts";
 
 export interface BenchFlags {
   workload: WorkloadName;
@@ -57,6 +59,8 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
   };
   process.once("SIGINT", onSigint);
   let doc: BenchDocument;
+  // One set of images for every run of this invocation, resolved before the first.
+  const images = loadGuestImages(await ensureImages({ progress: new StderrProgress() }));
   try {
     doc = await runBench(
       {
@@ -74,7 +78,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
         log: (line) => process.stderr.write(`  ${line}\n`),
         progress: (line) => process.stderr.write(`${line}\n`),
       },
-      { run: runGuests },
+      { run: (options) => runGuests({ ...options, images }) },
     );
   } finally {
     process.off("SIGINT", onSigint);

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import type { GuestImages } from "../emulator/guest.ts";
 import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
@@ -43,6 +44,8 @@ export interface RunOptions {
   /** Called with a redrawn table now and then (live view). */
   onTable?: (table: string) => void;
   signal?: AbortSignal;
+  /** Boot these images instead of resolving them (bench: every run on the same images). */
+  images?: GuestImages;
 }
 
 export interface GuestSummary {
@@ -80,8 +83,20 @@ export interface RunSummary {
   totals: { dataSectorsRead: number; swapSectorsRead: number; swapSectorsWritten: number; diskSectors: number; mismatches: number; oomKills: number; slowestGuestS: number | null };
 }
 
-/** Guest RAM as Linux reports it for a given --memory-mib: boots one guest and asks. */
-async function measureMemTotalMib(images: ReturnType<typeof loadGuestImages>, memoryMib: number): Promise<number> {
+const memTotalCache = new WeakMap<GuestImages, Map<number, number>>();
+
+/** Guest RAM as Linux reports it for a given --memory-mib: boots one guest and asks (once per images and size). */
+async function measureMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
+  const cached = memTotalCache.get(images)?.get(memoryMib);
+  if (cached !== undefined) return cached;
+  const mib = await probeMemTotalMib(images, memoryMib);
+  const sizes = memTotalCache.get(images) ?? new Map<number, number>();
+  sizes.set(memoryMib, mib);
+  memTotalCache.set(images, sizes);
+  return mib;
+}
+
+async function probeMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
   const probe = await bootTmemGuest({ images, name: "probe", memoryMib, balloon: false });
   try {
     const out = await probe.guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo");
@@ -99,7 +114,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
   const policy = createMemoryPolicy(opts.policy);
   const guestConfigs = Array.from({ length: opts.guests }, (_, i) => ({ name: `g${i}`, ramMib: opts.memoryMib }));
   const storeFrames = policy.maxStoreBudgetFrames(budgetMib, guestConfigs);
-  const images = loadGuestImages(await ensureImages({ progress: new StderrProgress() }));
+  const images = opts.images ?? loadGuestImages(await ensureImages({ progress: new StderrProgress() }));
 
   let plan: WorkloadPlan | undefined;
   let dataDisk: Uint8Array | undefined;
