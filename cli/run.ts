@@ -80,7 +80,17 @@ export interface RunSummary {
   memoryMib: number;
   seconds: number;
   interrupted: boolean;
-  totals: { dataSectorsRead: number; swapSectorsRead: number; swapSectorsWritten: number; diskSectors: number; mismatches: number; oomKills: number; slowestGuestS: number | null };
+  totals: {
+    dataSectorsRead: number;
+    swapSectorsRead: number;
+    swapSectorsWritten: number;
+    diskSectors: number;
+    mismatches: number;
+    oomKills: number;
+    slowestGuestS: number | null;
+    /** From the first guest's start until the last guest's workload finished (null if interrupted). */
+    completionS: number | null;
+  };
 }
 
 const memTotalCache = new WeakMap<GuestImages, Map<number, number>>();
@@ -166,23 +176,30 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const before = await Promise.all(booted.map(async (tg) => ({ vm: await guestVmstat(tg.guest), gs: await guestTmemStats(tg.guest) })));
     const started = Date.now();
     const balloonMax = new Map<string, number>();
-    const done = booted.map((tg, i) => {
+    type Outcome = { output: string; exitCode: number | null; seconds: number | null };
+    const done: Promise<Outcome>[] = [];
+    booted.forEach((tg, i) => {
       const command = plan ? plan.command(i, listingMd5) : (opts.cmd as string);
       const delayMs = (plan?.startDelayS?.(i) ?? 0) * 1000;
+      // Chained phases: guest i starts when guest i-1 has finished its burst.
+      const previous = done[i - 1];
+      const gate = plan?.chained && previous ? previous.then(() => undefined) : sleep(delayMs);
       let t = Date.now();
-      return sleep(delayMs)
+      done.push(gate
         .then(() => {
           t = Date.now();
           return tg.guest.run(command, { timeoutMs: (opts.durationS ?? 3600) * 1000 + 600_000 });
         })
         .then(
-        (r) => ({ ...r, seconds: (Date.now() - t) / 1000 }),
-        (err: unknown) => ({ output: err instanceof Error ? err.message : String(err), exitCode: null, seconds: null }),
-      );
+          (r): Outcome => ({ ...r, seconds: (Date.now() - t) / 1000 }),
+          (err: unknown): Outcome => ({ output: err instanceof Error ? err.message : String(err), exitCode: null, seconds: null }),
+        ));
     });
     let finished = false;
+    let completionS: number | null = null;
     const all = Promise.all(done).then((r) => {
       finished = true;
+      completionS = (Date.now() - started) / 1000;
       return r;
     });
     let interrupted = false;
@@ -261,6 +278,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
         mismatches: sum((g) => g.mismatches),
         oomKills: sum((g) => g.oomKills),
         slowestGuestS: secs.length === guests.length && secs.length ? Math.max(...secs) : null,
+        completionS,
       },
     };
   } finally {
@@ -324,7 +342,7 @@ export function formatSummary(s: RunSummary): string {
   }
   const t = s.totals;
   lines.push(
-    `total: disk sectors ${t.diskSectors} (data read ${t.dataSectorsRead}, swap read ${t.swapSectorsRead}, swap written ${t.swapSectorsWritten}), mismatches ${t.mismatches}, OOM kills ${t.oomKills}, slowest guest ${t.slowestGuestS?.toFixed(1) ?? "-"} s`,
+    `total: disk sectors ${t.diskSectors} (data read ${t.dataSectorsRead}, swap read ${t.swapSectorsRead}, swap written ${t.swapSectorsWritten}), mismatches ${t.mismatches}, OOM kills ${t.oomKills}, slowest guest ${t.slowestGuestS?.toFixed(1) ?? "-"} s, all done after ${t.completionS?.toFixed(1) ?? "-"} s`,
     `store: ${s.store.framesUsed}/${s.store.budgetFrames} frames used, ${s.store.pagesEphemeral} ephemeral + ${s.store.pagesPersistent} persistent pages, ${s.store.evictions} evictions; wall time ${s.seconds.toFixed(0)} s`,
   );
   return `${lines.join("\n")}\n`;

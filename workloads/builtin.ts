@@ -10,9 +10,9 @@
  *           (frontswap's case); pages are half random, half one repeated word (about 2:1
  *           compressible)
  *  mixed    both at once, each at half the size
- *  phased   guest i starts i x phase seconds after guest 0 (the host waits), with a burst of
- *           swap and refault work: the guests' peaks come at different times (what
- *           self-ballooning is for)
+ *  phased   one burst of swap and refault work per guest, at different times: guest i starts when
+ *           guest i-1 has finished (or, with --phase-s, i x phase seconds after guest 0): while
+ *           one guest peaks the others idle (what self-ballooning is for)
  *
  * Every command prints `memtouch: ...mismatches=N...` and/or `files: ok|CORRUPT` lines that
  * parseWorkloadOutput reads; a workload "fails" only if its data came back wrong.
@@ -45,6 +45,8 @@ export interface WorkloadPlan {
    * are right), so guest-side sleeps are not used.
    */
   startDelayS?: (guestIndex: number) => number;
+  /** phased without a phase: guest i starts when guest i-1 has finished (peaks never overlap). */
+  chained?: boolean;
 }
 
 const readRounds = (rounds: number) => `r=0; while [ $r -lt ${rounds} ]; do cat /data/set/* > /dev/null; r=$((r+1)); done`;
@@ -80,13 +82,13 @@ export function planWorkload(name: string, p: WorkloadParams): WorkloadPlan {
           `${mt(0.75 * ram, i, 2)} > /tmp/mt 2>&1 & pid=$!; ${readRounds(3)}; wait $pid; rc=$?; cat /tmp/mt; ${verifyFiles(listingMd5)}; exit $rc`,
       };
     case "phased": {
-      const phase = p.phaseS ?? 20;
+      const phase = p.phaseS;
       return {
         name,
         fileSetMib: Math.round(0.75 * ram),
         fileMib: 4,
         swapMib: 2 * ram,
-        startDelayS: (i) => i * phase,
+        ...(phase === undefined ? { chained: true } : { startDelayS: (i: number) => i * phase }),
         command: (i, listingMd5) => `${mt(1.25 * ram, i, 2)}; rc=$?; ${readRounds(2)}; ${verifyFiles(listingMd5)}; exit $rc`,
       };
     }

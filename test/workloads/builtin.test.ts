@@ -12,7 +12,13 @@ describe("built-in workloads", () => {
     expect(planWorkload("mixed", p).fileSetMib).toBe(75);
   });
 
-  it("staggers the phased workload's guests by the phase", () => {
+  it("chains the phased workload's guests by default: each starts when the previous one is done", () => {
+    const w = planWorkload("phased", p);
+    expect(w.chained).toBe(true);
+    expect(w.startDelayS).toBeUndefined();
+  });
+
+  it("staggers the phased workload's guests by --phase-s when given", () => {
     const w = planWorkload("phased", { ...p, phaseS: 30 });
     expect(w.startDelayS?.(0)).toBe(0);
     expect(w.startDelayS?.(2)).toBe(60);
