@@ -251,6 +251,8 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
         if (haveBios()) return;
         const tmp = `${biosDir}.tmp`;
         rmSync(tmp, { recursive: true, force: true });
+        // dpkg-deb -x creates its target folder but not the parents.
+        mkdirSync(tmp, { recursive: true });
         await run("dpkg-deb", ["-x", seabios.deb, join(tmp, "deb")], { logFile });
         for (const f of biosFiles) {
           const from = join(tmp, "deb/usr/share/seabios", f);
