@@ -68,14 +68,46 @@ function parseMemtouch(output: string): number {
 
 /** The host's counters of one client against the guest's own, op by op; differences as text. */
 export function counterDisagreements(host: ClientMetricsJson, g: TmemGuestStats): string[] {
-  const pairs: [string, number, number][] = [
+  return counterPairs(host, g).filter(([, h, gs]) => h !== gs).map(([n, h, gs]) => `${n}: host ${h}, guest ${gs}`);
+}
+
+/**
+ * Host and guest counters, compared when the guest is quiet. The guest's kernel can put pages at
+ * any moment (reclaim runs in the background), so "the same moment" is found, not assumed: read the
+ * guest's counters, the host's, the guest's again; equal guest reads mean no hypercall happened in
+ * between, and then the host must agree exactly. A guest that stays busy for 5 tries must at least
+ * have the host's counters between its two reads.
+ */
+async function agreeingCounters(guest: Guest, store: TmemStore, clientId: number): Promise<{ problems: string[]; host: ClientMetricsJson; guest: TmemGuestStats | undefined }> {
+  let last: { problems: string[]; host: ClientMetricsJson; guest: TmemGuestStats | undefined } | undefined;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = await guestTmemStats(guest);
+    const host = store.clientMetrics(clientId);
+    const after = await guestTmemStats(guest);
+    if (!before || !after) return { problems: ["the guest has no tmem frontend"], host, guest: after };
+    const quiet = JSON.stringify(before) === JSON.stringify(after);
+    if (quiet) return { problems: counterDisagreements(host, after), host, guest: after };
+    last = { problems: [...counterLowerBound(host, before), ...counterUpperBound(host, after)], host, guest: after };
+  }
+  return last ?? { problems: ["no counters"], host: store.clientMetrics(clientId), guest: undefined };
+}
+
+function counterPairs(host: ClientMetricsJson, g: TmemGuestStats): [string, number, number][] {
+  return [
     ["puts", host.puts, g.cleancache_puts + g.frontswap_stores],
     ["gets", host.gets, g.cleancache_gets + g.frontswap_loads],
     ["getHits", host.getHits, g.cleancache_hits + (g.frontswap_loads - g.frontswap_loads_failed)],
     ["flushPages", host.flushPages, g.cleancache_invalidates + g.frontswap_invalidates],
     ["flushObjects", host.flushObjects, g.cleancache_inode_invalidates + g.frontswap_area_invalidates],
   ];
-  return pairs.filter(([, h, gs]) => h !== gs).map(([n, h, gs]) => `${n}: host ${h}, guest ${gs}`);
+}
+
+function counterLowerBound(host: ClientMetricsJson, before: TmemGuestStats): string[] {
+  return counterPairs(host, before).filter(([, h, gs]) => h < gs).map(([n, h, gs]) => `${n}: host ${h} below the guest's earlier ${gs}`);
+}
+
+function counterUpperBound(host: ClientMetricsJson, after: TmemGuestStats): string[] {
+  return counterPairs(host, after).filter(([, h, gs]) => h > gs).map(([n, h, gs]) => `${n}: host ${h} above the guest's later ${gs}`);
 }
 
 async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): Promise<Omit<CheckResult, "name" | "seconds">> {
@@ -87,8 +119,8 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
     const vm0 = await guestVmstat(tg.guest);
     const out = await tg.guest.runChecked(`memtouch ${touchMib} 1234 2`, { timeoutMs: 1_800_000 });
     const vm = delta(await guestVmstat(tg.guest), vm0);
-    const gs = await guestTmemStats(tg.guest);
-    const host = store.clientMetrics(tg.device!.clientId);
+    const agree = await agreeingCounters(tg.guest, store, tg.device!.clientId);
+    const { host, guest: gs } = agree;
     const mismatches = parseMemtouch(out);
     const numbers = {
       guestRamMib: ramMib,
@@ -112,7 +144,7 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
     else {
       if (!(gs.frontswap_stores > 0 && gs.frontswap_loads > 0)) problems.push("guest frontswap stores or loads are 0");
       if (!(host.puts > 0 && host.getHits > 0)) problems.push("host puts or get hits are 0");
-      problems.push(...counterDisagreements(host, gs));
+      problems.push(...agree.problems);
       if (expectRefusals) {
         if (!(gs.frontswap_stores_failed * 2 > gs.frontswap_stores)) problems.push("fewer than half the stores were refused");
         if (!(tg.guest.disks.swap.sectorsWritten > 0)) problems.push("nothing reached the swap disk");
@@ -144,11 +176,9 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
         const pass2 = tg.guest.disks.data.sectorsRead - pass1;
         const g1 = await guestTmemStats(tg.guest);
         const sums = await tg.guest.runChecked("md5sum /data/set/*", { timeoutMs: 1_800_000 });
-        // Both sides' counters at the same moment: after the last hypercall of the workload.
-        const gEnd = await guestTmemStats(tg.guest);
-        const host = store.clientMetrics(tg.device!.clientId);
+        const agree = await agreeingCounters(tg.guest, store, tg.device!.clientId);
         const gs = g1 && g0 ? delta(g1, g0) : undefined;
-        return { pass1, pass2, gs, g1: gEnd, host, sumsOk: sums === md5sumListing(set) };
+        return { pass1, pass2, gs, g1: agree.guest, host: agree.host, agreement: agree.problems, sumsOk: sums === md5sumListing(set) };
       } finally {
         await tg.dispose();
       }
@@ -173,7 +203,7 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
     else if (!(on.gs.cleancache_hits > 0)) problems.push("no cleancache hits on the second pass");
     if (!(on.pass2 * 2 < off.pass2)) problems.push(`second pass read ${on.pass2} sectors with cleancache vs ${off.pass2} without: not far fewer`);
     if (!on.sumsOk || !off.sumsOk) problems.push("a file's checksum changed");
-    if (on.g1) problems.push(...counterDisagreements(on.host, on.g1));
+    problems.push(...on.agreement);
     return { pass: problems.length === 0, reason: problems.join("; "), numbers };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -198,10 +228,10 @@ async function coherenceCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "sec
       await g.runChecked(`dd if=/data/b of=/tmp/b1 bs=1M count=1 2>/dev/null; dd if=/tmp/b1 of=/data/b bs=1M 2>/dev/null; dd if=/dev/zero of=/data/b bs=1M seek=8 count=0 2>/dev/null; ${drop}`);
       const a = (await g.runChecked("md5sum < /data/a")).split(" ")[0];
       const b = (await g.runChecked("md5sum < /data/b")).split(" ")[0];
-      const after = await guestTmemStats(g);
+      const agree = await agreeingCounters(g, store, tg.device!.clientId);
+      const after = agree.guest;
       const wantA = createHash("md5").update(Buffer.alloc(8 * MIB, 0x7a)).digest("hex");
       const wantB = createHash("md5").update(Buffer.concat([Buffer.alloc(MIB, 0x62), Buffer.alloc(7 * MIB, 0)])).digest("hex");
-      const host = store.clientMetrics(tg.device!.clientId);
       const numbers = {
         overwrittenReadsBack: a === wantA ? "new content" : "STALE",
         truncatedReadsBack: b === wantB ? "new content" : "STALE",
@@ -213,7 +243,7 @@ async function coherenceCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "sec
       if (!before || !(before.cleancache_puts > 0)) problems.push("no pages went to cleancache before the write");
       if (a !== wantA) problems.push("the overwritten file read back stale data");
       if (b !== wantB) problems.push("the truncated file read back stale data");
-      if (after) problems.push(...counterDisagreements(host, after));
+      problems.push(...agree.problems);
       return { pass: problems.length === 0, reason: problems.join("; "), numbers };
     } finally {
       await tg.dispose();
