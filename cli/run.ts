@@ -20,7 +20,7 @@ import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
 import { parseWorkloadOutput, planWorkload, type WorkloadPlan } from "../workloads/builtin.ts";
-import { bootTmemGuest, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest } from "./tmem-guest.ts";
+import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest } from "./tmem-guest.ts";
 
 const PAGES_PER_MIB = 256;
 
@@ -109,8 +109,7 @@ async function measureMemTotalMib(images: GuestImages, memoryMib: number): Promi
 async function probeMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
   const probe = await bootTmemGuest({ images, name: "probe", memoryMib, balloon: false });
   try {
-    const out = await probe.guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo");
-    return Math.floor(Number(out.trim()) / 1024);
+    return await guestMemTotalMib(probe.guest);
   } finally {
     await probe.dispose();
   }

@@ -55,6 +55,12 @@ export async function guestTmemStats(guest: Guest): Promise<TmemGuestStats | und
   return parseTmemStats(await guest.runChecked(TMEM_STATS_COMMAND, { timeoutMs: 60_000 }));
 }
 
+/** Guest RAM as Linux sees it (MemTotal), in MiB. */
+export async function guestMemTotalMib(guest: Guest): Promise<number> {
+  const out = await guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo");
+  return Math.floor(Number(out.trim()) / 1024);
+}
+
 export async function guestVmstat(guest: Guest): Promise<VmStats> {
   return parseVmstat(await guest.runChecked(VMSTAT_COMMAND, { timeoutMs: 60_000 }));
 }

@@ -26,7 +26,7 @@ import { delta, type TmemGuestStats } from "../hypervisor/guest/stats.ts";
 import type { ClientMetricsJson } from "../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
-import { bootTmemGuest, guestTmemStats, guestVmstat } from "./tmem-guest.ts";
+import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat } from "./tmem-guest.ts";
 
 export interface CheckResult {
   name: string;
@@ -53,12 +53,6 @@ interface Ctx {
   images: GuestImages;
   memoryMib: number;
   log: (line: string) => void;
-}
-
-/** Guest RAM as Linux sees it (MemTotal), in MiB. */
-async function memTotalMib(guest: Guest): Promise<number> {
-  const out = await guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo");
-  return Math.floor(Number(out.trim()) / 1024);
 }
 
 function parseMemtouch(output: string): number {
@@ -114,7 +108,7 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
   const store = new TmemStore({ budgetMib: storeMib });
   const tg = await bootTmemGuest({ images: ctx.images, name: "swap", memoryMib: ctx.memoryMib, store, swapDisk: makeSwapImage(ctx.memoryMib * 3) });
   try {
-    const ramMib = await memTotalMib(tg.guest);
+    const ramMib = await guestMemTotalMib(tg.guest);
     const touchMib = 2 * ramMib;
     const vm0 = await guestVmstat(tg.guest);
     const out = await tg.guest.runChecked(`memtouch ${touchMib} 1234 2`, { timeoutMs: 1_800_000 });
@@ -158,7 +152,7 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
 
 async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds">> {
   const probe = await bootTmemGuest({ images: ctx.images, name: "probe", memoryMib: ctx.memoryMib });
-  const ramMib = await memTotalMib(probe.guest).finally(() => probe.dispose());
+  const ramMib = await guestMemTotalMib(probe.guest).finally(() => probe.dispose());
   const setMib = 2 * ramMib;
   const dir = mkdtempSync(join(tmpdir(), "tmemu-files-"));
   try {
@@ -262,7 +256,7 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
   rmSync(dir, { recursive: true, force: true });
   try {
     const g = tg.guest;
-    const ramMib = await memTotalMib(g);
+    const ramMib = await guestMemTotalMib(g);
     const dmesg = await g.runChecked("dmesg | grep 'tmem:' || true");
     const out = await g.runChecked(`memtouch ${2 * ramMib} 99 1`, { timeoutMs: 1_800_000 });
     const sum = (await g.runChecked("md5sum < /data/blob")).split(" ")[0];
