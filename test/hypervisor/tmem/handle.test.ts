@@ -67,13 +67,23 @@ describe("uuids", () => {
   });
 
   it("reject host text that is not a uuid with a TmemuError BAD_INPUT", () => {
-    for (const bad of ["", "00112233445566778899aabbccddeeff", "0011223-4455-6677-8899-aabbccddeeff0", "g0112233-4455-6677-8899-aabbccddeeff"]) {
-      expect(() => parseUuid(bad)).toThrow(TmemuError);
-    }
-    try {
-      parseUuid("nope");
-    } catch (error) {
-      expect((error as TmemuError).code).toBe("BAD_INPUT");
+    for (const bad of [
+      "",
+      "nope",
+      "00112233445566778899aabbccddeeff",
+      "0011223-4455-6677-8899-aabbccddeeff0",
+      "g0112233-4455-6677-8899-aabbccddeeff",
+      "00112233-4455-6677-8899-aabbccddeeff\n",
+    ]) {
+      let thrown: unknown;
+      try {
+        parseUuid(bad);
+      } catch (error) {
+        thrown = error;
+      }
+      // Outside the catch: a parseUuid that returns instead of throwing fails here.
+      expect(thrown, JSON.stringify(bad)).toBeInstanceOf(TmemuError);
+      expect((thrown as TmemuError).code, JSON.stringify(bad)).toBe("BAD_INPUT");
     }
   });
 });
