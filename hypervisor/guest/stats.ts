@@ -7,11 +7,19 @@
  * driver of patches/, one decimal counter per file), /proc/meminfo.
  */
 
+/** The line TMEM_STATS_COMMAND prints instead of counters when the guest has no tmem debugfs. */
+export const NO_TMEM_DEBUGFS_LINE = "no_tmem_debugfs 1";
+
 /**
- * Prints every debugfs counter of the tmem frontend as "name value" lines, in one grep: few
- * processes, so reading the counters disturbs the guest (and its page cache) as little as possible.
+ * Prints every debugfs counter of the tmem frontend (in `dir`) as "name value" lines, in one grep:
+ * few processes, so reading the counters disturbs the guest (and its page cache) as little as
+ * possible. Without the directory (a kernel without the frontend) it prints NO_TMEM_DEBUGFS_LINE.
  */
-export const TMEM_STATS_COMMAND = 'cd /sys/kernel/debug/tmem 2>/dev/null && grep . * | tr : " " || echo "no-tmem-debugfs 1"';
+export function tmemStatsCommand(dir = "/sys/kernel/debug/tmem"): string {
+  return `cd ${dir} 2>/dev/null && grep . * | tr : " " || echo "${NO_TMEM_DEBUGFS_LINE}"`;
+}
+
+export const TMEM_STATS_COMMAND = tmemStatsCommand();
 
 export const VMSTAT_COMMAND = "cat /proc/vmstat";
 
@@ -28,6 +36,9 @@ export interface TmemGuestStats {
   frontswap_loads_failed: number;
   frontswap_invalidates: number;
   frontswap_area_invalidates: number;
+  /** Puts the host refused as the ABI allows: TMEM_ENOSPC (no room, over allowance), TMEM_EBUSY (frozen). */
+  hypercall_refusals: number;
+  /** Hypercalls (the probe excepted) with any other negative result; validate fails on any. */
   hypercall_errors: number;
 }
 
@@ -44,6 +55,7 @@ export const TMEM_GUEST_STAT_NAMES: readonly (keyof TmemGuestStats)[] = [
   "frontswap_loads_failed",
   "frontswap_invalidates",
   "frontswap_area_invalidates",
+  "hypercall_refusals",
   "hypercall_errors",
 ];
 
@@ -57,10 +69,13 @@ export function parseNameValues(text: string): Record<string, number> {
   return out;
 }
 
-/** The tmem frontend's counters, or undefined when the guest has no tmem debugfs directory. */
+/**
+ * The tmem frontend's counters, or undefined when the guest has no tmem debugfs directory
+ * (NO_TMEM_DEBUGFS_LINE) or printed no counter at all.
+ */
 export function parseTmemStats(text: string): TmemGuestStats | undefined {
   const kv = parseNameValues(text);
-  if (kv["no-tmem-debugfs"] !== undefined || Object.keys(kv).length === 0) return undefined;
+  if (kv["no_tmem_debugfs"] !== undefined || Object.keys(kv).length === 0) return undefined;
   const out = {} as TmemGuestStats;
   for (const name of TMEM_GUEST_STAT_NAMES) out[name] = kv[name] ?? 0;
   return out;

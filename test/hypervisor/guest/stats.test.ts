@@ -1,5 +1,22 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { delta, parseNameValues, parseTmemStats, parseVmstat, TMEM_GUEST_STAT_NAMES } from "../../../hypervisor/guest/stats.ts";
+import {
+  delta,
+  NO_TMEM_DEBUGFS_LINE,
+  parseNameValues,
+  parseTmemStats,
+  parseVmstat,
+  TMEM_GUEST_STAT_NAMES,
+  tmemStatsCommand,
+} from "../../../hypervisor/guest/stats.ts";
+
+/** Runs the guest's counter command with the host's sh (busybox sh, grep and tr behave the same here). */
+function runStatsCommand(dir: string): string {
+  return execFileSync("sh", ["-c", tmemStatsCommand(dir)], { encoding: "utf8" });
+}
 
 describe("guest stats parsers", () => {
   it("reads 'name value' lines and skips anything else", () => {
@@ -13,9 +30,31 @@ describe("guest stats parsers", () => {
     expect(s).toMatchObject({ cleancache_gets: 10, cleancache_hits: 4, frontswap_stores: 7, frontswap_loads: 0 });
   });
 
-  it("says undefined when the guest has no tmem frontend", () => {
-    expect(parseTmemStats("no-tmem-debugfs 1\n")).toBeUndefined();
+  it("reads the counters the command prints from a debugfs-like directory, 'enabled' ignored", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tmem-debugfs-"));
+    try {
+      writeFileSync(join(dir, "enabled"), "cleancache=1 frontswap=1 abi=1\n");
+      writeFileSync(join(dir, "cleancache_puts"), "12\n");
+      writeFileSync(join(dir, "hypercall_refusals"), "3\n");
+      writeFileSync(join(dir, "hypercall_errors"), "0\n");
+      const s = parseTmemStats(runStatsCommand(dir));
+      expect(s).toMatchObject({ cleancache_puts: 12, hypercall_refusals: 3, hypercall_errors: 0, cleancache_gets: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says undefined when the guest has no tmem debugfs directory", () => {
+    const out = runStatsCommand("/nonexistent/tmem-debugfs");
+    // The marker is a parsable "name value" line, so only the marker check can turn it into undefined.
+    expect(out.trim()).toBe(NO_TMEM_DEBUGFS_LINE);
+    expect(parseNameValues(out)).toEqual({ no_tmem_debugfs: 1 });
+    expect(parseTmemStats(out)).toBeUndefined();
+  });
+
+  it("says undefined when the command printed no counter", () => {
     expect(parseTmemStats("")).toBeUndefined();
+    expect(parseTmemStats("enabled cleancache=0 frontswap=0 abi=1\n")).toBeUndefined();
   });
 
   it("reads the 6.1 /proc/vmstat names", () => {
