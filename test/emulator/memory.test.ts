@@ -1,6 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { createRequire } from "node:module";
+import { V86 } from "v86";
+import { afterEach, describe, expect, it } from "vitest";
 import { guestMemoryOf } from "../../emulator/memory.ts";
-import type { V86Cpu } from "../../emulator/v86-internals.ts";
+import { internalsOf, type V86Cpu } from "../../emulator/v86-internals.ts";
 
 const RAM = 2 << 20;
 
@@ -15,7 +17,7 @@ function fakeCpu() {
   return { cpu, mem8 };
 }
 
-describe("guestMemoryOf (v86 guest-physical memory)", () => {
+describe("guestMemoryOf, fallback (a CPU without mem8 / jit_dirty_cache: read_blob and write_blob)", () => {
   it("reads and writes whole 4 KiB frames at pfn * 4096 (happy path)", () => {
     const { cpu, mem8 } = fakeCpu();
     const mem = guestMemoryOf(cpu);
@@ -47,5 +49,137 @@ describe("guestMemoryOf (v86 guest-physical memory)", () => {
     expect(() => mem.writePage(1, new Uint8Array(8192).fill(9))).toThrow(RangeError);
     expect(mem8.subarray(4096, 8192).every((b) => b === 0)).toBe(true);
     expect(() => mem.readPage(1, new Uint8Array(8192))).toThrow(RangeError);
+  });
+});
+
+/**
+ * The fast path, which production takes: a real v86 0.5.462 CPU (the wasm module loaded, no BIOS,
+ * nothing booted: about 0.1 s). What memory.ts relies on is v86's own: mem8 is a Proxy over the wasm
+ * memory, jit_dirty_cache is the wasm export write_blob calls, and the wasm memory can grow (which
+ * detaches every view over the old buffer).
+ */
+describe("guestMemoryOf, fast path (a real v86 CPU: one cached view of guest RAM)", () => {
+  const FAST_RAM = 8 << 20;
+  const emulators: V86[] = [];
+  afterEach(async () => {
+    for (const e of emulators.splice(0)) await e.destroy();
+  });
+
+  type RealCpu = V86Cpu & { wasm_memory: WebAssembly.Memory };
+  async function realCpu(): Promise<{ cpu: RealCpu; blobCalls: string[]; dirtied: [number, number, boolean][] }> {
+    const require = createRequire(import.meta.url);
+    const emulator = new V86({
+      wasm_path: require.resolve("v86/build/v86.wasm"),
+      memory_size: FAST_RAM,
+      autostart: false,
+      disable_keyboard: true,
+      disable_mouse: true,
+      disable_speaker: true,
+    } as ConstructorParameters<typeof V86>[0]);
+    emulators.push(emulator);
+    await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
+    const cpu = internalsOf(emulator) as RealCpu;
+    expect(cpu.wasm_memory).toBeInstanceOf(WebAssembly.Memory);
+    // v86's own read_blob/write_blob stay reachable for the test; calls from guestMemoryOf are
+    // recorded (the fast path must not make any).
+    const blobCalls: string[] = [];
+    const readBlob = cpu.read_blob.bind(cpu);
+    const writeBlob = cpu.write_blob.bind(cpu);
+    cpu.read_blob = (addr, len) => (blobCalls.push(`read_blob ${addr}`), readBlob(addr, len));
+    cpu.write_blob = (bytes, addr) => (blobCalls.push(`write_blob ${addr}`), writeBlob(bytes, addr));
+    // The real invalidation, called as memory.ts calls it (unbound), recording each range and
+    // whether the page still held its old bytes at that moment (invalidate, then copy).
+    const dirty = cpu.jit_dirty_cache;
+    expect(typeof dirty).toBe("function");
+    const dirtied: [number, number, boolean][] = [];
+    cpu.jit_dirty_cache = (start, end) => {
+      dirtied.push([start, end, rawPage(cpu, start / 4096).every((b) => b === 0)]);
+      dirty!(start, end);
+    };
+    return { cpu, blobCalls, dirtied };
+  }
+
+  /** Guest frame `pfn` straight from v86's wasm memory (not through guestMemoryOf). */
+  function rawPage(cpu: RealCpu, pfn: number): Uint8Array {
+    const mem8 = cpu.mem8!;
+    return new Uint8Array(cpu.wasm_memory.buffer, mem8.byteOffset + pfn * 4096, 4096);
+  }
+
+  function pattern(seed: number): Uint8Array {
+    return Uint8Array.from({ length: 4096 }, (_, i) => (i * 31 + seed) & 0xff);
+  }
+
+  it("reads the guest's bytes and writes land in guest RAM, without read_blob/write_blob", async () => {
+    const { cpu, blobCalls } = await realCpu();
+    const mem = guestMemoryOf(cpu);
+    expect(mem.sizeBytes).toBe(FAST_RAM);
+    // What the guest wrote (through v86's Proxy, as its own stores would land) is what readPage gives.
+    cpu.mem8!.set(pattern(1), 5 * 4096);
+    const dst = new Uint8Array(4096);
+    mem.readPage(5, dst);
+    expect(dst).toEqual(pattern(1));
+    // writePage lands in the frame and nowhere else.
+    mem.writePage(0x300, pattern(2));
+    expect(rawPage(cpu, 0x300)).toEqual(pattern(2));
+    expect(rawPage(cpu, 0x2ff).every((b) => b === 0)).toBe(true);
+    expect(rawPage(cpu, 0x301).every((b) => b === 0)).toBe(true);
+    // Top frame of guest RAM.
+    const top = FAST_RAM / 4096 - 1;
+    mem.writePage(top, pattern(3));
+    mem.readPage(top, dst);
+    expect(dst).toEqual(pattern(3));
+    expect(cpu.read_blob(top * 4096, 4096)).toEqual(pattern(3));
+    expect(blobCalls).toEqual(["read_blob " + top * 4096]); // only the test's own call above
+  });
+
+  it("invalidates JIT-compiled code on the page before every write, as write_blob does", async () => {
+    const { cpu, dirtied } = await realCpu();
+    const mem = guestMemoryOf(cpu);
+    mem.writePage(7, pattern(4));
+    mem.writePage(0x123, pattern(5));
+    mem.readPage(7, new Uint8Array(4096)); // a read invalidates nothing
+    expect(dirtied).toEqual([
+      [7 * 4096, 8 * 4096, true],
+      [0x123 * 4096, 0x124 * 4096, true],
+    ]);
+  });
+
+  it("keeps working after the wasm memory grows (the cached view is detached and rebuilt)", async () => {
+    const { cpu, blobCalls, dirtied } = await realCpu();
+    const mem = guestMemoryOf(cpu);
+    mem.writePage(9, pattern(6));
+    const before = cpu.wasm_memory.buffer;
+    cpu.wasm_memory.grow(1);
+    expect(before.byteLength).toBe(0); // detached: a view over it has length 0
+    const dst = new Uint8Array(4096);
+    mem.readPage(9, dst);
+    expect(dst).toEqual(pattern(6));
+    mem.writePage(10, pattern(7));
+    expect(rawPage(cpu, 10)).toEqual(pattern(7));
+    expect(dirtied.map(([start]) => start)).toEqual([9 * 4096, 10 * 4096]);
+    expect(blobCalls).toEqual([]);
+  });
+
+  it("refuses frames past the end of RAM, negative, fractional and in the VGA hole, touching nothing", async () => {
+    const { cpu, dirtied } = await realCpu();
+    const mem = guestMemoryOf(cpu);
+    const end = FAST_RAM / 4096;
+    // v86's wasm memory goes on past guest RAM: a write there would corrupt the emulator.
+    const past = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8!.byteOffset + FAST_RAM, 4096);
+    const pastBefore = past.slice();
+    const page = pattern(8);
+    for (const pfn of [end, end + 1, -1, 1.5, Number.NaN, 0xa0, 0xbf]) {
+      expect(() => mem.readPage(pfn, new Uint8Array(4096)), `read ${pfn}`).toThrow(RangeError);
+      expect(() => mem.writePage(pfn, page), `write ${pfn}`).toThrow(RangeError);
+    }
+    expect(() => mem.writePage(3, new Uint8Array(100))).toThrow(RangeError);
+    expect(() => mem.readPage(3, new Uint8Array(8192))).toThrow(RangeError);
+    expect(past).toEqual(pastBefore);
+    expect(rawPage(cpu, 0xa0).every((b) => b === 0)).toBe(true);
+    expect(rawPage(cpu, 3).every((b) => b === 0)).toBe(true);
+    expect(dirtied).toEqual([]);
+    expect(() => mem.writePage(end - 1, page)).not.toThrow();
+    expect(() => mem.writePage(0x9f, page)).not.toThrow();
+    expect(() => mem.writePage(0xc0, page)).not.toThrow();
   });
 });
