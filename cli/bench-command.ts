@@ -7,14 +7,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { WorkloadName } from "../workloads/builtin.ts";
-import { runBench, type BenchConfigName } from "./bench.ts";
-import { formatBenchTable, type BenchDocument } from "./bench-report.ts";
+import { defaultBudgetMib, planBenchConfigs, runBench, type BenchConfigName } from "./bench.ts";
+import { formatBenchTable, invalidRunsText, type BenchDocument } from "./bench-report.ts";
 import { benchChartSvg, renderPng } from "./chart.ts";
-import { runGuests } from "./run.ts";
+import { measureMemTotalMib, runGuests } from "./run.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
+import { checkOutputDirFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
 
-export interface BenchFlags {
+export interface BenchFlags extends VersionFlags {
   workload: WorkloadName;
   guests: number;
   memoryMib: number;
@@ -52,6 +53,12 @@ export async function writeBenchOutputs(dir: string, doc: BenchDocument): Promis
 
 export async function benchCommand(flags: BenchFlags, argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   if (flags.configs?.length === 0) throw new TmemuError("USAGE", "--configs needs at least one configuration", "for example --configs disk tmem");
+  // Every flag is checked before the images are resolved (a cold cache builds for minutes);
+  // --memory-mib and the numbers were checked as they were parsed (options.ts).
+  planBenchConfigs({ guests: flags.guests, memoryMib: flags.memoryMib, budgetMib: flags.budgetMib ?? defaultBudgetMib(flags.guests, flags.memoryMib) }, flags.configs);
+  if (flags.json) checkOutputFileFlag("--json", flags.json);
+  if (flags.out) checkOutputDirFlag("--out", flags.out);
+  const versions = versionChoice(flags);
   const controller = new AbortController();
   const onSigint = () => {
     process.stderr.write("\n[tmemu bench] stopping (Ctrl-C) after cleaning up the current run; the results so far follow\n");
@@ -60,7 +67,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
   process.once("SIGINT", onSigint);
   let doc: BenchDocument;
   // One set of images for every run of this invocation, resolved before the first.
-  const images = loadGuestImages(await ensureImages({ progress: new StderrProgress() }));
+  const images = loadGuestImages(await ensureImages({ progress: new StderrProgress(), ...versions }));
   try {
     doc = await runBench(
       {
@@ -78,7 +85,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
         log: (line) => process.stderr.write(`  ${line}\n`),
         progress: (line) => process.stderr.write(`${line}\n`),
       },
-      { run: (options) => runGuests({ ...options, images }) },
+      { run: (options) => runGuests({ ...options, images }), probe: (memoryMib) => measureMemTotalMib(images, memoryMib) },
     );
   } finally {
     process.off("SIGINT", onSigint);
@@ -92,6 +99,14 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
   }
   const dataWrong = doc.runs.some((r) => r.mismatches > 0 || r.filesCorrupt > 0);
   if (dataWrong) process.stderr.write("tmemu: data came back wrong in a guest (see mismatches / corrupt file sets above)\n");
-  const failed = doc.runs.some((r) => r.failures.length > 0);
+  const invalid = doc.runs.filter((r) => r.invalidRuns > 0);
+  if (invalid.length) process.stderr.write(`tmemu bench: invalid runs (left out of the numbers): ${invalid.map((r) => invalidRunsText(r)).join(" | ")}\n`);
+  return benchExitCode(doc);
+}
+
+/** `tmemu bench`'s exit code: 1 when any run failed or was not valid (or data came back wrong), else 130 for Ctrl-C, else 0. */
+export function benchExitCode(doc: BenchDocument): number {
+  const dataWrong = doc.runs.some((r) => r.mismatches > 0 || r.filesCorrupt > 0);
+  const failed = doc.runs.some((r) => r.invalidRuns > 0);
   return dataWrong || failed ? 1 : doc.interrupted ? 130 : 0;
 }

@@ -11,12 +11,19 @@
  *  - the targets of the workload, each met / missed with the measured reduction;
  *  - the JSON document (BenchDocument) and the terminal table.
  *
+ * Validity: a run whose RunSummary is not valid (a guest's workload did not run to the end, exited
+ * non-zero, missed a required line, was OOM-killed, or its data came back wrong) is a failed run: its
+ * sample is kept with `valid: false` and its reasons, and left out of the medians. A target is
+ * evaluated only when both of its configurations have at least one valid run.
+ *
  * JSON shape (key names are the interface): {"workload", "command", "guests", "memoryMib",
- * "budgetMib", "seed", "repeat", "diskLatencyUs", "interrupted", "wallSeconds", "runs": [{"config",
- * "repeat", "policy", "tmem", "kernelArgs", "storeMaxMib", "unusedMib", <metric>: {"median", "min",
- * "max"} | null for every key of BENCH_METRICS, "estimatedDiskTimeS": {...} | null,
- * "estimatedSavedS": n | null, "mismatches", "filesCorrupt", "oomKills", "failedGuestRuns",
- * "failures": [...], "samples": [RepeatSample...]}], "model", "targets", "notes", "warnings"}.
+ * "budgetMib", "seed", "repeat", "diskLatencyUs", "interrupted", "valid", "reasons", "setup",
+ * "wallSeconds", "runs": [{"config", "repeat" (valid runs), "invalidRuns", "valid", "reasons",
+ * "policy", "tmem", "kernelArgs", "storeMaxMib", "unusedMib", <metric>: {"median", "min", "max"} |
+ * null for every key of BENCH_METRICS (valid runs only), "estimatedDiskTimeS": {...} | null,
+ * "estimatedSavedS": n | null, "mismatches", "filesCorrupt", "oomKills", "failedGuestRuns" (all runs),
+ * "failures": [...], "samples": [RepeatSample...] (all runs, each with "valid" and "reasons")}],
+ * "model", "targets", "notes", "warnings"}.
  */
 import { median } from "../bench/harness.ts";
 import type { WorkloadName } from "../workloads/builtin.ts";
@@ -120,8 +127,12 @@ export interface RepeatSample {
   /** Guests whose file set checksum came back wrong. */
   filesCorrupt: number;
   oomKills: number;
-  /** Guests whose workload command did not exit 0 (or did not finish). */
+  /** Guests whose workload was not valid (did not finish, did not exit 0, missed a line, OOM, wrong data). */
   failedGuests: number;
+  /** The run's workload ran to the end in every guest and passed its checks (only valid samples make the medians). */
+  valid: boolean;
+  /** Why not, "g0: OOM-killed (1 kill)", ...; empty when valid. */
+  reasons: string[];
 }
 
 function sumOrNull(guests: readonly GuestSummary[], f: (g: GuestSummary) => number | null | undefined): number | null {
@@ -134,7 +145,11 @@ function sumOrNull(guests: readonly GuestSummary[], f: (g: GuestSummary) => numb
   return guests.length ? total : null;
 }
 
-/** One run's RepeatSample; `hostCpuS` is the process's CPU time measured around the run. */
+/**
+ * One run's RepeatSample; `hostCpuS` is the process's CPU time measured around the run. A MemTotal
+ * probe the run did itself (s.setup) is taken out of its host CPU and wall time: it is reported once,
+ * apart, as setup.
+ */
 export function sampleFromSummary(s: RunSummary, repeat: number, hostCpuS: number): RepeatSample {
   const g = s.guests;
   const secs = g.map((x) => x.seconds).filter((x): x is number => x !== null);
@@ -165,13 +180,15 @@ export function sampleFromSummary(s: RunSummary, repeat: number, hostCpuS: numbe
       workloadSecondsMedianGuest: secs.length ? median(secs) : null,
       workloadSecondsSlowestGuest: s.totals.slowestGuestS,
       workloadCompletionSeconds: s.totals.completionS ?? null,
-      hostCpuSeconds: hostCpuS,
-      wallSeconds: s.seconds,
+      hostCpuSeconds: hostCpuS - (s.setup?.hostCpuSeconds ?? 0),
+      wallSeconds: s.seconds - (s.setup?.seconds ?? 0),
     },
-    mismatches: g.reduce((n, x) => n + x.mismatches, 0),
+    mismatches: g.reduce((n, x) => n + (x.mismatches ?? 0), 0),
     filesCorrupt: g.filter((x) => x.filesOk === false).length,
     oomKills: g.reduce((n, x) => n + x.oomKills, 0),
-    failedGuests: g.filter((x) => x.exitCode !== 0).length,
+    failedGuests: g.filter((x) => !x.valid).length,
+    valid: s.valid && s.stopped === "finished",
+    reasons: s.stopped === "finished" ? [...s.reasons] : [`the run stopped (${s.stopped}) before the workload ended`, ...s.reasons],
   };
 }
 
@@ -182,8 +199,14 @@ export function estimatedDiskTimeS(requests: number, latencyUs: number): number 
 
 export type BenchRunJson = {
   config: BenchConfigName;
-  /** Completed repeats (samples). */
+  /** Valid runs (the samples behind the medians). */
   repeat: number;
+  /** Runs that failed or were not valid (listed in failures, with their reasons). */
+  invalidRuns: number;
+  /** Every run of this configuration was valid (and there was at least one). */
+  valid: boolean;
+  /** "repeat 1: g0: OOM-killed (2 kills)", ...; empty when valid. */
+  reasons: string[];
   policy: string;
   tmem: boolean;
   kernelArgs: string[];
@@ -199,7 +222,7 @@ export type BenchRunJson = {
   filesCorrupt: number;
   oomKills: number;
   failedGuestRuns: number;
-  failures: { repeat: number; message: string }[];
+  failures: { repeat: number; message: string; reasons: string[] }[];
   samples: RepeatSample[];
 };
 
@@ -277,21 +300,33 @@ export function evaluateTarget(spec: TargetSpec, runs: readonly BenchRunJson[]):
   });
   const run = runs.find((r) => r.config === spec.config);
   const base = runs.find((r) => r.config === spec.baseline);
-  for (const [name, r] of [[spec.config, run], [spec.baseline, base]] as const) {
-    if (!r) return notEvaluated(`${name} was not run`);
-    if (r.repeat === 0) return notEvaluated(`no run of ${name} completed`);
-  }
+  for (const [name, r] of [[spec.config, run], [spec.baseline, base]] as const) if (!r) return notEvaluated(`${name} was not run`);
   const value = run![spec.metric]?.median ?? null;
   const baselineValue = base![spec.metric]?.median ?? null;
+  // Wrong data in any run (valid or not) of either side makes the comparison void, whatever the numbers.
+  const wrong = [run!, base!].filter((r) => r.mismatches > 0 || r.filesCorrupt > 0).map((r) => r.config);
+  if (wrong.length) {
+    const reductionPct = value !== null && baselineValue ? (1 - value / baselineValue) * 100 : null;
+    return { ...spec, value, baselineValue, reductionPct, status: "invalid", reason: `data came back wrong in ${wrong.join(" and ")}: the numbers do not count` };
+  }
+  // Only valid runs count: each side needs at least one.
+  const partly: string[] = [];
+  for (const r of [run!, base!]) {
+    if (r.repeat === 0) return notEvaluated(r.invalidRuns > 0 ? invalidRunsText(r) : `no run of ${r.config} completed`);
+    if (r.invalidRuns > 0) partly.push(invalidRunsText(r));
+  }
   if (value === null || baselineValue === null) return notEvaluated(`${spec.metric} was not measured`, value, baselineValue);
   if (baselineValue === 0) return notEvaluated(`${spec.baseline} had no ${spec.metric} to reduce (0): the workload put no pressure on that disk`, value, baselineValue);
   const reductionPct = (1 - value / baselineValue) * 100;
-  const wrong = [run!, base!].filter((r) => r.mismatches > 0 || r.filesCorrupt > 0).map((r) => r.config);
-  if (wrong.length) {
-    return { ...spec, value, baselineValue, reductionPct, status: "invalid", reason: `data came back wrong in ${wrong.join(" and ")}: the numbers do not count` };
-  }
   const met = spec.rule === "at-least" ? reductionPct >= spec.requiredReductionPct : reductionPct > spec.requiredReductionPct;
-  return { ...spec, value, baselineValue, reductionPct, status: met ? "met" : "missed", reason: null };
+  const reason = partly.length ? `from the valid runs only; ${partly.join("; ")}` : null;
+  return { ...spec, value, baselineValue, reductionPct, status: met ? "met" : "missed", reason };
+}
+
+/** "zswap: 2 of 2 runs invalid: g0: OOM-killed (1 kill); g1: exit code 137". */
+export function invalidRunsText(r: BenchRunJson): string {
+  const causes = [...new Set(r.failures.flatMap((f) => (f.reasons.length ? f.reasons : [f.message])))];
+  return `${r.config}: ${r.invalidRuns} of ${r.invalidRuns + r.repeat} runs invalid${causes.length ? `: ${causes.join("; ")}` : ""}`;
 }
 
 export function evaluateTargets(workload: string, runs: readonly BenchRunJson[]): TargetResult[] {
@@ -310,12 +345,24 @@ export interface BenchDocument {
   repeat: number;
   diskLatencyUs: number;
   interrupted: boolean;
+  /** Every run of every configuration was valid, and the bench was not interrupted. */
+  valid: boolean;
+  /** Why not; empty when valid. */
+  reasons: string[];
+  /** Host work outside the runs, measured once (the MemTotal probe guest's boot); not in any run's numbers. */
+  setup: BenchSetup[];
   wallSeconds: number;
   runs: BenchRunJson[];
   model: { label: string; diskLatencyUs: number; formula: string };
   targets: TargetResult[];
   notes: string[];
   warnings: string[];
+}
+
+export interface BenchSetup {
+  what: string;
+  seconds: number;
+  hostCpuSeconds: number;
 }
 
 export interface BenchDocumentInput {
@@ -331,17 +378,24 @@ export interface BenchDocumentInput {
   interrupted: boolean;
   wallSeconds: number;
   zswapMaxPoolPercent: number;
+  setup?: readonly BenchSetup[];
 }
 
 export const MODEL_LABEL = "MODEL, not measured";
 
-export function buildRun(config: BenchConfig, samples: readonly RepeatSample[], failures: readonly RunFailure[], diskLatencyUs: number): BenchRunJson {
+export function buildRun(config: BenchConfig, allSamples: readonly RepeatSample[], allFailures: readonly RunFailure[], diskLatencyUs: number): BenchRunJson {
+  // Only valid runs make the numbers; invalid ones are listed (samples, failures) with their reasons.
+  const samples = allSamples.filter((s) => s.valid);
+  const failures = allFailures.filter((f) => f.config === config.name);
   const metrics = {} as { [K in MetricKey]: Stat | null };
   for (const m of BENCH_METRICS) metrics[m.key] = stat(samples.map((s) => s.metrics[m.key]));
-  const total = (f: (s: RepeatSample) => number) => samples.reduce((n, s) => n + f(s), 0);
+  const total = (f: (s: RepeatSample) => number) => allSamples.reduce((n, s) => n + f(s), 0);
   return {
     config: config.name,
     repeat: samples.length,
+    invalidRuns: failures.length,
+    valid: samples.length > 0 && failures.length === 0,
+    reasons: failures.length ? failures.map((f) => `repeat ${f.repeat}: ${f.message}`) : samples.length ? [] : ["no run completed"],
     policy: config.policy,
     tmem: config.tmem,
     kernelArgs: [...config.kernelArgs],
@@ -354,8 +408,8 @@ export function buildRun(config: BenchConfig, samples: readonly RepeatSample[], 
     filesCorrupt: total((s) => s.filesCorrupt),
     oomKills: total((s) => s.oomKills),
     failedGuestRuns: total((s) => s.failedGuests),
-    failures: failures.filter((f) => f.config === config.name).map((f) => ({ repeat: f.repeat, message: f.message })),
-    samples: [...samples],
+    failures: failures.map((f) => ({ repeat: f.repeat, message: f.message, reasons: [...f.reasons] })),
+    samples: [...allSamples],
   };
 }
 
@@ -388,11 +442,12 @@ function warningsFor(input: BenchDocumentInput, runs: readonly BenchRunJson[]): 
   const w: string[] = [];
   if (input.interrupted) w.push("interrupted (Ctrl-C): the run in progress was dropped; the numbers cover the repeats that completed");
   for (const f of input.failures) w.push(`${f.config} repeat ${f.repeat} failed: ${f.message}`);
+  for (const t of evaluateTargets(input.workload, runs)) if (t.status === "not-evaluated") w.push(`target not evaluated: ${t.description}: ${t.reason ?? ""}`);
   for (const r of runs) {
     if (r.mismatches > 0 || r.filesCorrupt > 0) {
       w.push(`DATA CAME BACK WRONG in ${r.config}: ${r.mismatches} memtouch mismatches, ${r.filesCorrupt} corrupt file sets over ${r.repeat} repeats`);
     }
-    if (r.failedGuestRuns > 0) w.push(`${r.config}: ${r.failedGuestRuns} guest workload commands did not exit 0 (see the samples)`);
+    if (r.failedGuestRuns > 0) w.push(`${r.config}: ${r.failedGuestRuns} guest workloads were not valid (see the samples' reasons)`);
     if (r.oomKills > 0) w.push(`${r.config}: ${r.oomKills} OOM kills in the guests`);
     if (r.tmem && r.repeat > 0 && (r.tmemPuts === null || r.tmemPuts.max === 0)) {
       w.push(`${r.config}: the store saw no tmem puts; does the guest kernel have the tmem frontends (cleancache, frontswap)?`);
@@ -413,6 +468,8 @@ export function buildBenchDocument(input: BenchDocumentInput): BenchDocument {
     if (disk?.estimatedDiskTimeS && r.estimatedDiskTimeS) r.estimatedSavedS = disk.estimatedDiskTimeS.median - r.estimatedDiskTimeS.median;
   }
   const L = input.diskLatencyUs;
+  const setup = [...(input.setup ?? [])];
+  const reasons = [...(input.interrupted ? ["interrupted (Ctrl-C)"] : []), ...runs.filter((r) => !r.valid).map((r) => (r.invalidRuns ? invalidRunsText(r) : `${r.config}: no run completed`))];
   return {
     tool: "tmemu bench",
     workload: input.workload,
@@ -424,6 +481,9 @@ export function buildBenchDocument(input: BenchDocumentInput): BenchDocument {
     repeat: input.repeat,
     diskLatencyUs: L,
     interrupted: input.interrupted,
+    valid: reasons.length === 0,
+    reasons,
+    setup,
     wallSeconds: input.wallSeconds,
     runs,
     model: {
@@ -435,9 +495,10 @@ export function buildBenchDocument(input: BenchDocumentInput): BenchDocument {
     notes: [
       ...memoryNotes(input),
       "repeats are interleaved (one run of each configuration, then the next round): drift of the host weighs on every configuration alike",
-      "sectors are 512 bytes; disk, tmem and vmstat counters are summed over the guests; each metric is the median over the repeats with min and max",
+      "sectors are 512 bytes; disk, tmem and vmstat counters are summed over the guests; each metric is the median over the valid repeats with min and max; invalid runs are listed with their reasons and left out",
+      "one window per run: every counter (disk sectors and requests, the store's counters, vmstat, the guests' tmem counters) counts from the workload's start (all guests booted) to its end",
       "workload time is the wall time of each guest's workload command (guest clock = host clock); the emulated disks answer from host memory, so measured times do not include real disk latency: see the model",
-      "host CPU time is process.cpuUsage() around each run: boots (a probe guest and the guests), the file set and the workload; all guests share one Node thread",
+      "host CPU time is process.cpuUsage() around each run: the guests' boots, the file set and the workload; all guests share one Node thread. The MemTotal probe (one guest booted once to size the workload) is not in any run: see setup",
     ],
     warnings: warningsFor(input, runs),
   };
@@ -471,19 +532,20 @@ export function formatTarget(t: TargetResult): string {
   if (t.status === "not-evaluated") return `${head} NOT EVALUATED (${t.reason ?? ""})`;
   const measured = `measured ${formatPct(t.reductionPct ?? 0)} ${t.baseline}: ${t.config} ${t.value} vs ${t.baseline} ${t.baselineValue} (${t.metric}, medians)`;
   if (t.status === "invalid") return `${head} INVALID, ${measured}; ${t.reason ?? ""}`;
-  return `${head} ${t.status === "met" ? "MET" : "MISSED"}, ${measured}`;
+  return `${head} ${t.status === "met" ? "MET" : "MISSED"}, ${measured}${t.reason ? ` (${t.reason})` : ""}`;
 }
 
 /** The terminal report: metrics x configurations (median [min..max]), the model, targets, notes. */
 export function formatBenchTable(doc: BenchDocument): string {
   const runs = doc.runs;
   const out = [
-    `tmemu bench: workload ${doc.workload}, ${doc.guests} guests x ${doc.memoryMib} MiB, ${doc.budgetMib} MiB in all, seed ${doc.seed}, ${doc.repeat} repeats${doc.interrupted ? " (INTERRUPTED)" : ""}`,
+    `tmemu bench: workload ${doc.workload}, ${doc.guests} guests x ${doc.memoryMib} MiB, ${doc.budgetMib} MiB in all, seed ${doc.seed}, ${doc.repeat} repeats${doc.interrupted ? " (INTERRUPTED)" : ""}${doc.valid ? "" : " (NOT VALID: see below)"}`,
     `  ${doc.command}`,
     "",
   ];
   const rows: string[][] = [["metric (sum over guests; median [min..max])", ...runs.map((r) => r.config)]];
-  rows.push(["repeats completed", ...runs.map((r) => String(r.repeat))]);
+  rows.push(["valid runs (make the medians)", ...runs.map((r) => String(r.repeat))]);
+  rows.push(["invalid runs (left out)", ...runs.map((r) => String(r.invalidRuns))]);
   for (const m of BENCH_METRICS) rows.push([m.label, ...runs.map((r) => formatStat(r[m.key], m.unit))]);
   rows.push(["memtouch mismatches (must be 0)", ...runs.map((r) => String(r.mismatches))]);
   rows.push(["corrupt file sets (must be 0)", ...runs.map((r) => String(r.filesCorrupt))]);
@@ -496,6 +558,8 @@ export function formatBenchTable(doc: BenchDocument): string {
   if (doc.targets.length === 0) out.push(`targets: none for workload ${doc.workload}`);
   for (const t of doc.targets) out.push(`target ${formatTarget(t)}`);
   out.push("");
+  for (const x of doc.setup) out.push(`setup (not in any run): ${x.what}: ${x.seconds.toFixed(1)} s wall, ${x.hostCpuSeconds.toFixed(1)} s host CPU`);
+  if (!doc.valid) out.push(`NOT VALID: ${doc.reasons.join("; ")}`);
   for (const n of doc.notes) out.push(`note: ${n}`);
   for (const w of doc.warnings) out.push(`WARNING: ${w}`);
   return `${out.join("\n")}\n`;

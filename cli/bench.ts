@@ -24,7 +24,7 @@
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { WorkloadName } from "../workloads/builtin.ts";
-import { buildBenchDocument, sampleFromSummary, type BenchDocument, type RepeatSample } from "./bench-report.ts";
+import { buildBenchDocument, sampleFromSummary, type BenchDocument, type BenchSetup, type RepeatSample } from "./bench-report.ts";
 import type { RunOptions, RunSummary } from "./run.ts";
 
 export const BENCH_CONFIG_NAMES = ["disk", "zswap", "tmem", "tmem+selfballoon"] as const;
@@ -159,21 +159,30 @@ export interface BenchOptions {
 
 export interface BenchDeps {
   run: (opts: RunOptions) => Promise<RunSummary>;
+  /**
+   * MemTotal of a guest of --memory-mib, MiB (boots a probe guest): called once before the runs, its
+   * time and host CPU reported apart as setup, its answer given to every run. Without it each run
+   * probes for itself (and its sample leaves that probe out).
+   */
+  probe?: (memoryMib: number) => Promise<number>;
   /** Wall clock, ms (default Date.now). */
   now?: () => number;
   /** Host CPU time of this process, µs (default process.cpuUsage). */
   cpuUsage?: () => { user: number; system: number };
 }
 
-/** A run that did not give a sample: it threw, or stopped before the workload ended. */
+/** A run that did not give a valid sample: it threw, stopped before the workload ended, or was not valid. */
 export interface RunFailure {
   config: BenchConfigName;
   repeat: number;
   message: string;
+  /** The run summary's reasons ("g0: OOM-killed (1 kill)"); [] when the run threw. */
+  reasons: string[];
 }
 
-export function runOptionsFor(config: BenchConfig, opts: BenchOptions, budgetMib: number): RunOptions {
+export function runOptionsFor(config: BenchConfig, opts: BenchOptions, budgetMib: number, guestRamMib?: number): RunOptions {
   return {
+    ...(guestRamMib !== undefined ? { guestRamMib } : {}),
     guests: opts.guests,
     memoryMib: opts.memoryMib,
     budgetMib,
@@ -191,8 +200,10 @@ export function runOptionsFor(config: BenchConfig, opts: BenchOptions, budgetMib
 /**
  * Runs every configuration `repeat` times (interleaved) and returns the report. A run that throws is
  * recorded as a failure and the bench goes on, except for the very first run: a failure there (no
- * images, a kernel that does not boot) would only repeat, so it is thrown. An abort (Ctrl-C) stops
- * the bench after the current run, which is not counted; the report says `interrupted`.
+ * images, a kernel that does not boot) would only repeat, so it is thrown. A run whose summary is not
+ * valid (a guest OOM-killed, a missing line, a non-zero exit...) is a failed run too: its sample is
+ * kept with its reasons but left out of the medians. An abort (Ctrl-C) stops the bench after the
+ * current run, which is not counted; the report says `interrupted`.
  */
 export async function runBench(opts: BenchOptions, deps: BenchDeps): Promise<BenchDocument> {
   const now = deps.now ?? Date.now;
@@ -205,6 +216,19 @@ export async function runBench(opts: BenchOptions, deps: BenchDeps): Promise<Ben
   const runsTotal = configs.length * opts.repeat;
   let runsDone = 0;
   let interrupted = false;
+  const setup: BenchSetup[] = [];
+  let guestRamMib: number | undefined;
+  if (deps.probe) {
+    const w0 = now();
+    const c0 = cpuUsage();
+    guestRamMib = await deps.probe(memory.memoryMib);
+    const c1 = cpuUsage();
+    setup.push({
+      what: `MemTotal probe: one ${memory.memoryMib} MiB guest booted once to read MemTotal (${guestRamMib} MiB), which sizes the workload of every run`,
+      seconds: (now() - w0) / 1000,
+      hostCpuSeconds: (c1.user - c0.user + c1.system - c0.system) / 1e6,
+    });
+  }
 
   rounds: for (let repeat = 1; repeat <= opts.repeat; repeat++) {
     for (const [k, config] of configs.entries()) {
@@ -218,25 +242,24 @@ export async function runBench(opts: BenchOptions, deps: BenchDeps): Promise<Ben
       const cpu0 = cpuUsage();
       let summary: RunSummary;
       try {
-        summary = await deps.run(runOptionsFor(config, opts, memory.budgetMib));
+        summary = await deps.run(runOptionsFor(config, opts, memory.budgetMib, guestRamMib));
       } catch (err) {
         if (runsDone === 0) throw err;
-        failures.push({ config: config.name, repeat, message: err instanceof Error ? err.message : String(err) });
+        failures.push({ config: config.name, repeat, message: err instanceof Error ? err.message : String(err), reasons: [] });
         runsDone++;
         continue;
       }
       const cpu1 = cpuUsage();
       runsDone++;
-      if (summary.interrupted) {
-        if (opts.signal?.aborted) {
-          interrupted = true;
-          break rounds;
-        }
-        failures.push({ config: config.name, repeat, message: "the run stopped before the workload ended" });
-        continue;
+      if (summary.interrupted && opts.signal?.aborted) {
+        interrupted = true;
+        break rounds;
       }
+      if (summary.setup) setup.push({ ...summary.setup, what: `${summary.setup.what} (in ${config.name} repeat ${repeat}, taken out of its numbers)` });
       const hostCpuS = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1e6;
-      samples.get(config.name)!.push(sampleFromSummary(summary, repeat, hostCpuS));
+      const sample = sampleFromSummary(summary, repeat, hostCpuS);
+      samples.get(config.name)!.push(sample);
+      if (!sample.valid) failures.push({ config: config.name, repeat, message: `not valid: ${sample.reasons.join("; ")}`, reasons: sample.reasons });
     }
   }
 
@@ -253,5 +276,6 @@ export async function runBench(opts: BenchOptions, deps: BenchDeps): Promise<Ben
     interrupted,
     wallSeconds: (now() - t0) / 1000,
     zswapMaxPoolPercent: zswapMaxPoolPercent(memory),
+    setup,
   });
 }

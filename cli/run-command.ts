@@ -1,8 +1,12 @@
 /** `tmemu run`: flags to RunOptions, the live table on the terminal, Ctrl-C, the summary. */
+import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { StderrProgress } from "../guest-images/progress.ts";
+import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
-import { formatSummary, runGuests, writeSummaryJson } from "./run.ts";
+import { checkFolderFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
+import { failedGuests, formatSummary, runExitCode, runGuests, writeSummaryJson } from "./run.ts";
 
-export interface RunFlags {
+export interface RunFlags extends VersionFlags {
   guests: number;
   memoryMib: number;
   budgetMib?: number;
@@ -21,6 +25,16 @@ export interface RunFlags {
 export async function runCommand(flags: RunFlags): Promise<number> {
   if (flags.workload && flags.cmd !== undefined) throw new TmemuError("USAGE", "give either --workload or --cmd, not both", "drop one of them");
   if (flags.files && flags.cmd === undefined) throw new TmemuError("USAGE", "--files goes with --cmd", "built-in workloads make their own files");
+  // Every flag is checked before the images are resolved (a cold cache builds for minutes);
+  // --memory-mib and the numbers were checked as they were parsed (options.ts).
+  if (flags.files) checkFolderFlag("--files", flags.files, "pass a folder whose content every guest should see on /data");
+  if (flags.json) checkOutputFileFlag("--json", flags.json);
+  if (flags.budgetMib !== undefined) {
+    // The policy's own check (budget against the guests' RAM), as runGuests makes it.
+    const guests = Array.from({ length: flags.guests }, (_, i) => ({ name: `g${i}`, ramMib: flags.memoryMib }));
+    createMemoryPolicy(flags.policy).maxStoreBudgetFrames(flags.budgetMib, guests);
+  }
+  const versions = versionChoice(flags);
   const workload = flags.cmd === undefined ? (flags.workload ?? "refault") : undefined;
   const controller = new AbortController();
   const onSigint = () => {
@@ -31,7 +45,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const tty = Boolean(process.stderr.isTTY);
   let lastLines = 0;
   try {
+    const images = loadGuestImages(await ensureImages({ progress: new StderrProgress(), ...versions }));
     const summary = await runGuests({
+      images,
       guests: flags.guests,
       memoryMib: flags.memoryMib,
       ...(flags.budgetMib !== undefined ? { budgetMib: flags.budgetMib } : {}),
@@ -57,9 +73,13 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     });
     process.stdout.write(formatSummary(summary));
     if (flags.json) writeSummaryJson(flags.json, summary);
-    const bad = summary.totals.mismatches > 0 || summary.guests.some((g) => g.filesOk === false);
-    if (bad) process.stderr.write("tmemu: data came back wrong in a guest (see mismatches / files above)\n");
-    return bad ? 1 : summary.interrupted ? 130 : 0;
+    const failed = failedGuests(summary);
+    for (const g of failed) process.stderr.write(`tmemu: ${g.name}: workload not valid: ${g.reasons.join("; ")}\n`);
+    const unfinished = summary.guests.filter((g) => g.status === "unfinished");
+    if (summary.stopped === "duration" && unfinished.length) {
+      process.stderr.write(`[tmemu] stopped at --duration-s ${flags.durationS ?? ""}: ${unfinished.map((g) => g.name).join(", ")} unfinished (a planned stop, not a failure)\n`);
+    }
+    return runExitCode(summary);
   } finally {
     process.off("SIGINT", onSigint);
   }

@@ -2,6 +2,16 @@
  * `tmemu run`: several guests, one tmem store, one memory budget, a memory policy and a workload;
  * a live table while it runs, a summary at the end (also as JSON with --json). Ctrl-C stops the
  * guests and still prints the summary.
+ *
+ * Validity: each guest's workload is judged (workloads/builtin.ts judgeWorkload): it must have run
+ * to the end, exited 0, printed its required lines, with no OOM kill and its data intact. The
+ * summary says `valid` with `reasons`, per guest and for the run, and how the run stopped.
+ *
+ * One measurement window: every counter in the summary (disk sectors and requests, the store's
+ * per-client counters, /proc/vmstat, the guest's tmem counters) is a delta from the workload's start
+ * (all guests booted, baselines read) to its end (all workloads finished, or the stop). Store pages
+ * and frames are levels at the end. The MemTotal probe (a guest booted before the run to size the
+ * workload) is timed apart (`setup`).
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +29,7 @@ import type { StoreMetricsJson } from "../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
-import { parseWorkloadOutput, planWorkload, type WorkloadPlan } from "../workloads/builtin.ts";
+import { judgeWorkload, planWorkload, REASON_INTERRUPTED, REASON_NOT_STARTED, REASON_UNFINISHED, type WorkloadEnd, type WorkloadPlan } from "../workloads/builtin.ts";
 import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest } from "./tmem-guest.ts";
 
 const PAGES_PER_MIB = 256;
@@ -46,6 +56,21 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Boot these images instead of resolving them (bench: every run on the same images). */
   images?: GuestImages;
+  /** MemTotal of a guest of memoryMib, MiB, when already known (bench probes once, apart); else a probe guest is booted. */
+  guestRamMib?: number;
+}
+
+/** The store's counters for one client: deltas over the window, except the two page levels. */
+export interface GuestStoreCounters {
+  puts: number;
+  gets: number;
+  getHits: number;
+  putsRefused: number;
+  evictions: number;
+  /** Level at the end of the window. */
+  pagesEphemeral: number;
+  /** Level at the end of the window. */
+  pagesPersistent: number;
 }
 
 export interface GuestSummary {
@@ -53,7 +78,13 @@ export interface GuestSummary {
   ramMib: number;
   exitCode: number | null;
   seconds: number | null;
-  mismatches: number;
+  /** How the workload command ended (workloads/builtin.ts WorkloadEnd). */
+  status: WorkloadEnd;
+  /** The workload ran to the end and passed every check; otherwise `reasons` says why not. */
+  valid: boolean;
+  reasons: string[];
+  /** null: no memtouch result line was printed (never 0 then). */
+  mismatches: number | null;
   memtouchRuns: number;
   filesOk: boolean | null;
   oomKills: number;
@@ -64,7 +95,7 @@ export interface GuestSummary {
   swapRequests: number;
   balloonPagesEnd: number;
   balloonPagesMax: number;
-  tmem: { puts: number; gets: number; getHits: number; putsRefused: number; evictions: number; pagesEphemeral: number; pagesPersistent: number } | null;
+  tmem: GuestStoreCounters | null;
   guestTmem: TmemGuestStats | null;
   vmstat: VmStats | null;
   output: string;
@@ -79,7 +110,18 @@ export interface RunSummary {
   budgetMib: number;
   memoryMib: number;
   seconds: number;
+  /** Ctrl-C (a --duration-s stop is not an interruption). */
   interrupted: boolean;
+  /** How the run ended: every workload finished, the --duration-s stop, or Ctrl-C. */
+  stopped: RunStop;
+  /** Every guest's workload ran to the end and passed its checks. */
+  valid: boolean;
+  /** "g0: OOM-killed (1 kill)", one per guest reason; empty when valid. */
+  reasons: string[];
+  /** The window every counter of this summary covers. */
+  window: MeasurementWindow;
+  /** Host work done before the run proper (null: none in this run). */
+  setup: RunSetup | null;
   totals: {
     dataSectorsRead: number;
     swapSectorsRead: number;
@@ -93,10 +135,30 @@ export interface RunSummary {
   };
 }
 
+export type RunStop = "finished" | "duration" | "interrupted";
+
+export interface MeasurementWindow {
+  from: "workload start";
+  to: "all workloads finished" | "stop";
+  seconds: number;
+  counters: string;
+  levels: string;
+}
+
+export interface RunSetup {
+  what: string;
+  seconds: number;
+  hostCpuSeconds: number;
+}
+
+const WINDOW_COUNTERS =
+  "deltas over the window: disk sectors and requests, the store's puts/gets/getHits/putsRefused/evictions per client, /proc/vmstat, the guest's tmem counters (vmstat and guest tmem: null for a guest still busy at a stop)";
+const WINDOW_LEVELS = "levels at the end of the window: tmem.pagesEphemeral, tmem.pagesPersistent per guest, store.* (frames, pages), balloonPagesEnd";
+
 const memTotalCache = new WeakMap<GuestImages, Map<number, number>>();
 
 /** Guest RAM as Linux reports it for a given --memory-mib: boots one guest and asks (once per images and size). */
-async function measureMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
+export async function measureMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
   const cached = memTotalCache.get(images)?.get(memoryMib);
   if (cached !== undefined) return cached;
   const mib = await probeMemTotalMib(images, memoryMib);
@@ -128,10 +190,18 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
   let plan: WorkloadPlan | undefined;
   let dataDisk: Uint8Array | undefined;
   let listingMd5 = "";
+  let setup: RunSetup | null = null;
   const uuid = randomUUID();
   let tmpDir: string | undefined;
   if (opts.workload) {
-    const ramMib = await measureMemTotalMib(images, opts.memoryMib);
+    let ramMib = opts.guestRamMib ?? memTotalCache.get(images)?.get(opts.memoryMib);
+    if (ramMib === undefined) {
+      const w0 = Date.now();
+      const cpu0 = process.cpuUsage();
+      ramMib = await measureMemTotalMib(images, opts.memoryMib);
+      const cpu = process.cpuUsage(cpu0);
+      setup = { what: "MemTotal probe: one guest booted to read MemTotal (sizes the workload)", seconds: (Date.now() - w0) / 1000, hostCpuSeconds: (cpu.user + cpu.system) / 1e6 };
+    }
     plan = planWorkload(opts.workload, { guestRamMib: ramMib, seed: opts.seed, guests: opts.guests, ...(opts.phaseS !== undefined ? { phaseS: opts.phaseS } : {}) });
     if (plan.fileSetMib > 0) {
       tmpDir = mkdtempSync(join(tmpdir(), "tmemu-run-"));
@@ -172,45 +242,62 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     if (failed && failed.status === "rejected") throw failed.reason;
     for (const tg of booted) host.addGuest(hostedGuest(tg.guest), tg.device ? { clientId: tg.device.clientId } : {});
 
-    const before = await Promise.all(booted.map(async (tg) => ({ vm: await guestVmstat(tg.guest), gs: await guestTmemStats(tg.guest) })));
+    // The window opens here: every counter below is read now and again at the end.
+    const before = await Promise.all(booted.map(async (tg) => ({ vm: await guestVmstat(tg.guest), gs: await guestTmemStats(tg.guest), oom: await oomKills(tg.guest) })));
+    const atStart = booted.map((tg) => windowCounters(tg, store));
+    const consoleAtStart = booted.map((tg) => tg.guest.consoleOffset);
     const started = Date.now();
     const balloonMax = new Map<string, number>();
-    type Outcome = { output: string; exitCode: number | null; seconds: number | null };
-    const done: Promise<Outcome>[] = [];
+    const timeoutS = (opts.durationS ?? 3600) + 600;
+    let stopKind: "duration" | "interrupted" | undefined;
+    type Outcome = { end: WorkloadEnd; output: string; exitCode: number | null; seconds: number | null; error?: string };
+    const outcomes: (Outcome | undefined)[] = booted.map(() => undefined);
+    const commandStarted: boolean[] = booted.map(() => false);
+    const done: Promise<void>[] = [];
     booted.forEach((tg, i) => {
       const command = plan ? plan.command(i, listingMd5) : (opts.cmd as string);
       const delayMs = (plan?.startDelayS?.(i) ?? 0) * 1000;
       // Chained phases: guest i starts when guest i-1 has finished its burst.
       const previous = done[i - 1];
-      const gate = plan?.chained && previous ? previous.then(() => undefined) : sleep(delayMs);
-      let t = Date.now();
-      done.push(gate
-        .then(() => {
-          t = Date.now();
-          return tg.guest.run(command, { timeoutMs: (opts.durationS ?? 3600) * 1000 + 600_000 });
-        })
-        .then(
-          (r): Outcome => ({ ...r, seconds: (Date.now() - t) / 1000 }),
-          (err: unknown): Outcome => ({ output: err instanceof Error ? err.message : String(err), exitCode: null, seconds: null }),
-        ));
+      const gate = plan?.chained && previous ? previous : sleep(delayMs);
+      done.push(
+        gate.then(async () => {
+          if (stopKind) return; // the stop came before this guest's turn
+          commandStarted[i] = true;
+          const t = Date.now();
+          try {
+            const r = await tg.guest.run(command, { timeoutMs: timeoutS * 1000 });
+            outcomes[i] ??= { end: "finished", output: r.output, exitCode: r.exitCode, seconds: (Date.now() - t) / 1000 };
+          } catch (err) {
+            const timedOut = err instanceof TmemuError && err.code === "TIMEOUT";
+            const message = err instanceof Error ? err.message : String(err);
+            outcomes[i] ??= { end: timedOut ? "timed-out" : "died", output: message, exitCode: null, seconds: null, error: message };
+          }
+        }),
+      );
     });
     let finished = false;
     let completionS: number | null = null;
-    const all = Promise.all(done).then((r) => {
+    const all = Promise.all(done).then(() => {
       finished = true;
       completionS = (Date.now() - started) / 1000;
-      return r;
     });
-    let interrupted = false;
     const stop = new Promise<void>((resolve) => {
-      if (opts.durationS !== undefined) setTimeout(resolve, opts.durationS * 1000).unref();
-      opts.signal?.addEventListener("abort", () => {
-        interrupted = true;
+      if (opts.durationS !== undefined) {
+        setTimeout(() => {
+          stopKind ??= "duration";
+          resolve();
+        }, opts.durationS * 1000).unref();
+      }
+      const abort = () => {
+        stopKind ??= "interrupted";
         resolve();
-      });
+      };
+      if (opts.signal?.aborted) abort();
+      else opts.signal?.addEventListener("abort", abort);
     });
     let lastTable = 0;
-    while (!finished && !interrupted) {
+    while (!finished && !stopKind) {
       const tick = Date.now();
       await host.tick((tick - started) / 1000);
       for (const s of host.snapshot()) balloonMax.set(s.name, Math.max(balloonMax.get(s.name) ?? 0, s.balloonPages));
@@ -218,41 +305,77 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
         lastTable = tick;
         opts.onTable(liveTable(host, store, booted, (tick - started) / 1000));
       }
-      const waited = await Promise.race([all.then(() => "done"), stop.then(() => "stop"), sleep(1000).then(() => "tick")]);
-      if (waited === "stop") interrupted = true;
+      await Promise.race([all, stop, sleep(1000)]);
     }
-    const outcomes = finished ? await all : done.map(() => ({ output: "", exitCode: null, seconds: null }));
-    if (!finished) interrupted = true;
+    // The window closes here (the stop, or the last workload's end).
+    const ended = Date.now();
+    const stopped: RunStop = finished ? "finished" : (stopKind ?? "interrupted");
+    const atEnd = booted.map((tg) => windowCounters(tg, store));
 
     const guests: GuestSummary[] = [];
     for (let i = 0; i < booted.length; i++) {
       const tg = booted[i]!;
-      const o = outcomes[i]!;
-      const alive = tg.guest.isAlive && finished;
-      const vm = alive ? delta(await guestVmstat(tg.guest), before[i]!.vm) : null;
-      const gsAfter = alive ? await guestTmemStats(tg.guest) : undefined;
+      const o: Outcome = outcomes[i] ?? { end: stopped === "duration" ? "unfinished" : "interrupted", output: "", exitCode: null, seconds: null };
+      // A guest whose command returned can answer more commands; one still busy (a stop) or gone cannot.
+      const canAsk = o.end === "finished" && tg.guest.isAlive;
+      let vm: VmStats | null = null;
+      let gsAfter: TmemGuestStats | undefined;
+      let ooms: number | null;
+      if (canAsk) {
+        try {
+          vm = delta(await guestVmstat(tg.guest), before[i]!.vm);
+          gsAfter = await guestTmemStats(tg.guest);
+        } catch {
+          vm = null;
+        }
+        ooms = await oomKills(tg.guest).then(
+          (n) => n - before[i]!.oom,
+          () => null,
+        );
+      } else {
+        // The kernel prints each OOM kill on the console (pr_err, loglevel=4 lets it through).
+        ooms = countOomKills(tg.guest.textSince(consoleAtStart[i]!));
+      }
       const gsBefore = before[i]!.gs;
-      const parsed = parseWorkloadOutput(o.output);
-      const m = tg.device ? store.clientMetrics(tg.device.clientId) : undefined;
-      const d = tg.guest.disks;
+      const verdict = judgeWorkload(
+        { end: o.end, exitCode: o.exitCode, output: o.output, oomKills: ooms, started: commandStarted[i]!, timeoutS, ...(o.error ? { error: o.error } : {}) },
+        plan?.requires,
+      );
+      const parsed = verdict.parsed;
+      const c0 = atStart[i]!;
+      const c1 = atEnd[i]!;
       guests.push({
         name: tg.guest.name,
         ramMib: tg.guest.memoryMib,
         exitCode: o.exitCode,
         seconds: o.seconds,
+        status: o.end,
+        valid: verdict.valid,
+        reasons: verdict.reasons,
         mismatches: parsed.mismatches,
         memtouchRuns: parsed.memtouchRuns,
         filesOk: parsed.filesOk ?? null,
-        oomKills: alive ? await oomKills(tg.guest) : 0,
-        dataSectorsRead: d.data.sectorsRead,
-        dataReadRequests: d.data.readRequests,
-        swapSectorsRead: d.swap.sectorsRead,
-        swapSectorsWritten: d.swap.sectorsWritten,
-        swapRequests: d.swap.readRequests + d.swap.writeRequests,
+        oomKills: ooms ?? 0,
+        dataSectorsRead: c1.data.sectorsRead - c0.data.sectorsRead,
+        dataReadRequests: c1.data.readRequests - c0.data.readRequests,
+        swapSectorsRead: c1.swap.sectorsRead - c0.swap.sectorsRead,
+        swapSectorsWritten: c1.swap.sectorsWritten - c0.swap.sectorsWritten,
+        swapRequests: c1.swap.readRequests + c1.swap.writeRequests - (c0.swap.readRequests + c0.swap.writeRequests),
         balloonPagesEnd: host.ledger(tg.guest.name)?.pages ?? 0,
         balloonPagesMax: balloonMax.get(tg.guest.name) ?? 0,
-        tmem: m ? { puts: m.puts, gets: m.gets, getHits: m.getHits, putsRefused: m.putsRefused, evictions: m.evictions, pagesEphemeral: m.pagesEphemeral, pagesPersistent: m.pagesPersistent } : null,
-        guestTmem: gsAfter && gsBefore ? delta(gsAfter, gsBefore) : (gsAfter ?? null),
+        tmem:
+          c1.tmem && c0.tmem
+            ? {
+                puts: c1.tmem.puts - c0.tmem.puts,
+                gets: c1.tmem.gets - c0.tmem.gets,
+                getHits: c1.tmem.getHits - c0.tmem.getHits,
+                putsRefused: c1.tmem.putsRefused - c0.tmem.putsRefused,
+                evictions: c1.tmem.evictions - c0.tmem.evictions,
+                pagesEphemeral: c1.tmem.pagesEphemeral,
+                pagesPersistent: c1.tmem.pagesPersistent,
+              }
+            : null,
+        guestTmem: gsAfter && gsBefore ? delta(gsAfter, gsBefore) : null,
         vmstat: vm,
         output: o.output.length > 4000 ? `...${o.output.slice(-4000)}` : o.output,
       });
@@ -268,13 +391,18 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       budgetMib,
       memoryMib: opts.memoryMib,
       seconds: (Date.now() - t0) / 1000,
-      interrupted,
+      interrupted: stopped === "interrupted",
+      stopped,
+      valid: guests.length > 0 && guests.every((g) => g.valid),
+      reasons: guests.flatMap((g) => g.reasons.map((r) => `${g.name}: ${r}`)),
+      window: { from: "workload start", to: finished ? "all workloads finished" : "stop", seconds: (ended - started) / 1000, counters: WINDOW_COUNTERS, levels: WINDOW_LEVELS },
+      setup,
       totals: {
         dataSectorsRead: sum((g) => g.dataSectorsRead),
         swapSectorsRead: sum((g) => g.swapSectorsRead),
         swapSectorsWritten: sum((g) => g.swapSectorsWritten),
         diskSectors: sum((g) => g.dataSectorsRead + g.swapSectorsRead + g.swapSectorsWritten),
-        mismatches: sum((g) => g.mismatches),
+        mismatches: sum((g) => g.mismatches ?? 0),
         oomKills: sum((g) => g.oomKills),
         slowestGuestS: secs.length === guests.length && secs.length ? Math.max(...secs) : null,
         completionS,
@@ -284,6 +412,38 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     await Promise.all(booted.map((tg) => tg.dispose()));
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
   }
+}
+
+/** Counters that are read at the window's start and end (host side, no guest command needed). */
+function windowCounters(tg: TmemGuest, store: TmemStore) {
+  const d = tg.guest.disks;
+  const m = tg.device ? store.clientMetrics(tg.device.clientId) : undefined;
+  return {
+    data: { ...d.data },
+    swap: { ...d.swap },
+    tmem: m ? { puts: m.puts, gets: m.gets, getHits: m.getHits, putsRefused: m.putsRefused, evictions: m.evictions, pagesEphemeral: m.pagesEphemeral, pagesPersistent: m.pagesPersistent } : null,
+  };
+}
+
+/** OOM kills in console text (the kernel's "Out of memory: Killed process" lines). */
+export function countOomKills(consoleText: string): number {
+  return consoleText.match(/Out of memory: Killed process/g)?.length ?? 0;
+}
+
+const STOP_REASONS: ReadonlySet<string> = new Set([REASON_UNFINISHED, REASON_INTERRUPTED, REASON_NOT_STARTED]);
+
+/**
+ * Guests whose workload went wrong: invalid for a reason other than the stop itself (a guest merely
+ * unfinished at --duration-s, or interrupted by Ctrl-C, is not failed; one OOM-killed before the stop is).
+ */
+export function failedGuests(s: RunSummary): GuestSummary[] {
+  return s.guests.filter((g) => !g.valid && g.reasons.some((r) => !STOP_REASONS.has(r)));
+}
+
+/** `tmemu run`'s exit code: 1 when a guest's workload went wrong, else 130 for Ctrl-C, else 0 (a --duration-s stop included). */
+export function runExitCode(s: RunSummary): number {
+  if (failedGuests(s).length > 0) return 1;
+  return s.stopped === "interrupted" ? 130 : 0;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -326,23 +486,28 @@ function liveTable(host: MemoryHost, store: TmemStore, guests: TmemGuest[], elap
   return lines.join("\n");
 }
 
+const STOPPED_TEXT: Record<RunStop, string> = { finished: "", duration: " (STOPPED at --duration-s)", interrupted: " (INTERRUPTED)" };
+
 export function formatSummary(s: RunSummary): string {
+  const widths = [6, 5, 8, 9, 4, 10, 9, 9, 9, 8];
   const lines = [
-    `tmemu run: ${s.guests.length} guests x ${s.memoryMib} MiB, budget ${s.budgetMib} MiB, policy ${s.policy}, workload ${s.workload}, seed ${s.seed}${s.interrupted ? " (INTERRUPTED)" : ""}`,
-    pad(["guest", "exit", "time s", "mismatch", "OOM", "data rd", "swap rd", "swap wr", "tmem hit", "balloon"], [6, 5, 8, 9, 4, 10, 9, 9, 9, 8]),
+    `tmemu run: ${s.guests.length} guests x ${s.memoryMib} MiB, budget ${s.budgetMib} MiB, policy ${s.policy}, workload ${s.workload}, seed ${s.seed}${STOPPED_TEXT[s.stopped]}`,
+    `${pad(["guest", "exit", "time s", "mismatch", "OOM", "data rd", "swap rd", "swap wr", "tmem hit", "balloon"], widths)}  valid`,
   ];
   for (const g of s.guests) {
     lines.push(
-      pad(
-        [g.name, g.exitCode ?? "-", g.seconds?.toFixed(1) ?? "-", g.mismatches, g.oomKills, g.dataSectorsRead, g.swapSectorsRead, g.swapSectorsWritten, g.tmem?.getHits ?? "-", `${(g.balloonPagesMax / PAGES_PER_MIB).toFixed(0)}M`],
-        [6, 5, 8, 9, 4, 10, 9, 9, 9, 8],
-      ),
+      `${pad(
+        [g.name, g.exitCode ?? "-", g.seconds?.toFixed(1) ?? "-", g.mismatches ?? "-", g.oomKills, g.dataSectorsRead, g.swapSectorsRead, g.swapSectorsWritten, g.tmem?.getHits ?? "-", `${(g.balloonPagesMax / PAGES_PER_MIB).toFixed(0)}M`],
+        widths,
+      )}  ${g.valid ? "yes" : `NO: ${g.reasons.join("; ")}`}`,
     );
   }
   const t = s.totals;
   lines.push(
+    `counters: ${s.window.from} to ${s.window.to} (${s.window.seconds.toFixed(1)} s)${s.setup ? `; setup apart: ${s.setup.what}, ${s.setup.seconds.toFixed(1)} s, host CPU ${s.setup.hostCpuSeconds.toFixed(1)} s` : ""}`,
     `total: disk sectors ${t.diskSectors} (data read ${t.dataSectorsRead}, swap read ${t.swapSectorsRead}, swap written ${t.swapSectorsWritten}), mismatches ${t.mismatches}, OOM kills ${t.oomKills}, slowest guest ${t.slowestGuestS?.toFixed(1) ?? "-"} s, all done after ${t.completionS?.toFixed(1) ?? "-"} s`,
-    `store: ${s.store.framesUsed}/${s.store.budgetFrames} frames used, ${s.store.pagesEphemeral} ephemeral + ${s.store.pagesPersistent} persistent pages, ${s.store.evictions} evictions; wall time ${s.seconds.toFixed(0)} s`,
+    `store (levels at the end): ${s.store.framesUsed}/${s.store.budgetFrames} frames used, ${s.store.pagesEphemeral} ephemeral + ${s.store.pagesPersistent} persistent pages, ${s.store.evictions} evictions since boot; wall time ${s.seconds.toFixed(0)} s`,
+    `valid: ${s.valid ? "yes" : `NO (${s.reasons.join("; ")})`}`,
   );
   return `${lines.join("\n")}\n`;
 }

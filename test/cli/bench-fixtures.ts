@@ -1,4 +1,4 @@
-/** Synthetic RunSummary values for the tests of `tmemu bench` (no guest is booted). */
+/** Synthetic RunSummary values for the tests of `tmemu bench` and `tmemu run` (no guest is booted). */
 import { TmemStore } from "../../hypervisor/tmem/store.ts";
 import type { GuestSummary, RunSummary } from "../../cli/run.ts";
 
@@ -8,6 +8,9 @@ export function guest(over: Partial<GuestSummary> = {}): GuestSummary {
     ramMib: 128,
     exitCode: 0,
     seconds: 10,
+    status: "finished",
+    valid: true,
+    reasons: [],
     mismatches: 0,
     memtouchRuns: 1,
     filesOk: true,
@@ -44,13 +47,18 @@ export function summary(guests: GuestSummary[], over: Partial<RunSummary> = {}):
     memoryMib: 128,
     seconds: 60,
     interrupted: false,
+    stopped: "finished",
+    valid: guests.every((g) => g.valid),
+    reasons: guests.flatMap((g) => g.reasons.map((r) => `${g.name}: ${r}`)),
+    window: { from: "workload start", to: "all workloads finished", seconds: 60, counters: "deltas", levels: "levels" },
+    setup: null,
     totals: {
       dataSectorsRead: sum((g) => g.dataSectorsRead),
       swapSectorsRead: sum((g) => g.swapSectorsRead),
       swapSectorsWritten: sum((g) => g.swapSectorsWritten),
       completionS: 60,
       diskSectors: sum((g) => g.dataSectorsRead + g.swapSectorsRead + g.swapSectorsWritten),
-      mismatches: sum((g) => g.mismatches),
+      mismatches: sum((g) => g.mismatches ?? 0),
       oomKills: sum((g) => g.oomKills),
       slowestGuestS: secs.length === guests.length && secs.length ? Math.max(...secs) : null,
     },

@@ -26,7 +26,7 @@ function metrics(over: Partial<RepeatMetrics> = {}): RepeatMetrics {
 }
 
 function sample(repeat: number, over: Partial<RepeatMetrics> = {}, extra: Partial<RepeatSample> = {}): RepeatSample {
-  return { repeat, metrics: metrics(over), mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0, ...extra };
+  return { repeat, metrics: metrics(over), mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0, valid: true, reasons: [], ...extra };
 }
 
 /** A document with the given per-repeat samples for each configuration. */
@@ -107,7 +107,7 @@ describe("sampleFromSummary (one run, summed over its guests)", () => {
     expect([t.metrics.pswpin, t.metrics.pswpout, t.metrics.majorFaults, t.metrics.workingsetRefaultFile]).toEqual([11, 22, 33, 44]);
   });
   it("does not sum a counter that one guest could not report (its vmstat was lost)", () => {
-    const t = sampleFromSummary(summary([guest(), guest({ vmstat: null, seconds: null, exitCode: null })]), 1, 0);
+    const t = sampleFromSummary(summary([guest(), guest({ vmstat: null, seconds: null, exitCode: null, status: "died", valid: false, reasons: ["guest died"] })]), 1, 0);
     expect(t.metrics.pswpin).toBeNull();
     expect(t.metrics.workloadSecondsSlowestGuest).toBeNull();
     expect(t.metrics.workloadSecondsMedianGuest).toBe(10);

@@ -9,7 +9,7 @@ const MEMORY = { guests: 2, memoryMib: 128, budgetMib: 384 };
 function sample(repeat: number, over: Partial<RepeatMetrics>): RepeatSample {
   const metrics = {} as RepeatMetrics;
   for (const { key } of BENCH_METRICS) metrics[key] = 0;
-  return { repeat, metrics: { ...metrics, tmemGetHits: null, ...over }, mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0 };
+  return { repeat, metrics: { ...metrics, tmemGetHits: null, ...over }, mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0, valid: true, reasons: [] };
 }
 
 function doc(samples: Record<BenchConfigName, RepeatSample[]>, commandLine = "tmemu bench --workload refault --guests 2") {

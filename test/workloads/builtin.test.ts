@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseWorkloadOutput, planWorkload, WORKLOAD_NAMES } from "../../workloads/builtin.ts";
+import { judgeWorkload, parseWorkloadOutput, planWorkload, REASON_NOT_STARTED, REASON_UNFINISHED, WORKLOAD_NAMES, type WorkloadRunFacts } from "../../workloads/builtin.ts";
 import { md5sumListing, seededBytes } from "../../workloads/files.ts";
 
 describe("built-in workloads", () => {
@@ -32,8 +32,95 @@ describe("built-in workloads", () => {
 
   it("reads mismatches and the file check from a workload's output", () => {
     expect(parseWorkloadOutput("memtouch: mib=1 mismatches=0 x\nmemtouch: mib=1 mismatches=3 y\nfiles: ok\n")).toEqual({ mismatches: 3, memtouchRuns: 2, filesOk: true });
-    expect(parseWorkloadOutput("files: CORRUPT\n")).toEqual({ mismatches: 0, memtouchRuns: 0, filesOk: false });
-    expect(parseWorkloadOutput("")).toEqual({ mismatches: 0, memtouchRuns: 0, filesOk: undefined });
+  });
+
+  it("gives no mismatch count (null, never 0) when no memtouch result line was printed", () => {
+    expect(parseWorkloadOutput("files: CORRUPT\n")).toEqual({ mismatches: null, memtouchRuns: 0, filesOk: false });
+    expect(parseWorkloadOutput("")).toEqual({ mismatches: null, memtouchRuns: 0, filesOk: undefined });
+    // memtouch.c's error lines are not result lines.
+    expect(parseWorkloadOutput("memtouch: cannot map 400 MiB\n").mismatches).toBeNull();
+    expect(parseWorkloadOutput("memtouch: MIB must be 1..2048, RANDOM_WORDS 1..1024, SEED and PASSES whole numbers 0..4294967295\n").memtouchRuns).toBe(0);
+  });
+
+  it("says what each workload's command must print", () => {
+    expect(planWorkload("refault", p).requires).toEqual({ memtouchLines: 0, filesLine: true });
+    expect(planWorkload("swap", p).requires).toEqual({ memtouchLines: 1, filesLine: false });
+    expect(planWorkload("mixed", p).requires).toEqual({ memtouchLines: 1, filesLine: true });
+    expect(planWorkload("phased", p).requires).toEqual({ memtouchLines: 1, filesLine: true });
+  });
+});
+
+/** memtouch.c's result line, as it prints it. */
+const MT_OK = "memtouch: mib=150 pages=38400 seed=7 passes=2 random_words=512 mismatches=0 fill_ms=900 verify_ms=800\n";
+const finished = (over: Partial<WorkloadRunFacts> = {}): WorkloadRunFacts => ({ end: "finished", exitCode: 0, output: "", oomKills: 0, started: true, timeoutS: 4200, ...over });
+
+describe("judgeWorkload (a workload counts only if it ran to the end and passed)", () => {
+  const p = { guestRamMib: 100, seed: 7, guests: 3 };
+  const swap = planWorkload("swap", p).requires;
+  const refault = planWorkload("refault", p).requires;
+  const mixed = planWorkload("mixed", p).requires;
+
+  it("is valid for a finished workload with exit 0, every required line, no OOM and good data", () => {
+    expect(judgeWorkload(finished({ output: MT_OK }), swap)).toMatchObject({ valid: true, reasons: [] });
+    expect(judgeWorkload(finished({ output: `${MT_OK}files: ok\n` }), mixed)).toMatchObject({ valid: true, reasons: [] });
+    expect(judgeWorkload(finished({ output: "files: ok\n" }), refault)).toMatchObject({ valid: true, reasons: [] });
+  });
+
+  it("fails an OOM-killed memtouch: the kill, the exit code and the missing result line, and no mismatch count", () => {
+    const v = judgeWorkload(finished({ exitCode: 137, output: "Killed\n", oomKills: 2 }), swap);
+    expect(v.valid).toBe(false);
+    expect(v.reasons).toEqual(["OOM-killed (2 kills)", "exit code 137", "no memtouch result line"]);
+    expect(v.parsed.mismatches).toBeNull();
+  });
+
+  it("fails an OOM kill even when the command still exited 0 with its line", () => {
+    expect(judgeWorkload(finished({ output: MT_OK, oomKills: 1 }), swap).reasons).toEqual(["OOM-killed (1 kill)"]);
+  });
+
+  it("fails a timed-out workload (its output is only the error text)", () => {
+    const v = judgeWorkload(finished({ end: "timed-out", exitCode: null, output: "g0: command `memtouch 150` timed out" }), swap);
+    expect(v).toMatchObject({ valid: false, reasons: ["timed out after 4200 s"] });
+    expect(v.parsed.mismatches).toBeNull();
+  });
+
+  it("fails a guest that died, saying why", () => {
+    expect(judgeWorkload(finished({ end: "died", exitCode: null, error: "g0: kernel panic" }), swap).reasons).toEqual(["guest died (g0: kernel panic)"]);
+  });
+
+  it("marks an interrupted workload (empty output) as interrupted, not as 0 mismatches", () => {
+    const v = judgeWorkload(finished({ end: "interrupted", exitCode: null }), swap);
+    expect(v).toMatchObject({ valid: false, reasons: ["interrupted"], problems: [] });
+    expect(v.parsed.mismatches).toBeNull();
+  });
+
+  it("fails a finished workload that misses a required line", () => {
+    expect(judgeWorkload(finished({ output: "" }), refault).reasons).toEqual(["no files: line"]);
+    expect(judgeWorkload(finished({ output: "files: ok\n" }), mixed).reasons).toEqual(["no memtouch result line"]);
+    expect(judgeWorkload(finished({ output: MT_OK + MT_OK }), swap).reasons).toEqual(["2 memtouch result lines, expected 1"]);
+  });
+
+  it("fails wrong data: mismatches and a corrupt file set", () => {
+    expect(judgeWorkload(finished({ exitCode: 1, output: `${MT_OK.replace("mismatches=0", "mismatches=5")}files: CORRUPT\n` }), mixed).reasons).toEqual([
+      "exit code 1",
+      "5 memtouch mismatches",
+      "files CORRUPT",
+    ]);
+  });
+
+  it("marks a guest stopped by --duration-s as unfinished, and one whose turn never came as never started; a stop is not a problem", () => {
+    expect(judgeWorkload(finished({ end: "unfinished", exitCode: null }), swap)).toMatchObject({ valid: false, reasons: [REASON_UNFINISHED], problems: [] });
+    expect(judgeWorkload(finished({ end: "unfinished", exitCode: null, started: false }), swap)).toMatchObject({ reasons: [REASON_UNFINISHED, REASON_NOT_STARTED], problems: [] });
+    // An OOM kill before the stop is a problem all the same.
+    expect(judgeWorkload(finished({ end: "unfinished", exitCode: null, oomKills: 1 }), swap).problems).toEqual(["OOM-killed (1 kill)"]);
+  });
+
+  it("judges a --cmd by its exit code alone (no required lines)", () => {
+    expect(judgeWorkload(finished({ exitCode: 3, output: "hi\n" }), undefined)).toMatchObject({ valid: false, reasons: ["exit code 3"] });
+    expect(judgeWorkload(finished({ output: "hi\n" }), undefined)).toMatchObject({ valid: true, reasons: [] });
+  });
+
+  it("fails when the OOM count could not be read", () => {
+    expect(judgeWorkload(finished({ output: MT_OK, oomKills: null }), swap).reasons).toEqual(["OOM kills could not be read"]);
   });
 });
 
