@@ -7,6 +7,7 @@ import { parseTmemStats, parseVmstat, TMEM_STATS_COMMAND, VMSTAT_COMMAND, type T
 import type { HostedGuest } from "../hypervisor/host.ts";
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
 import type { CreateClientOptions, TmemStore } from "../hypervisor/tmem/store.ts";
+import { TmemuError } from "../hypervisor/user-errors.ts";
 
 export interface TmemGuestOptions extends Omit<GuestBootOptions, "images" | "beforeStart"> {
   images: GuestImages;
@@ -57,8 +58,16 @@ export async function guestTmemStats(guest: Guest): Promise<TmemGuestStats | und
 
 /** Guest RAM as Linux sees it (MemTotal), in MiB. */
 export async function guestMemTotalMib(guest: Guest): Promise<number> {
-  const out = await guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo");
-  return Math.floor(Number(out.trim()) / 1024);
+  return parseMemTotalMib(guest.name, await guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo"));
+}
+
+/** MemTotal in kB (the sed above prints only the number) to MiB; anything else is an error, never 0. */
+export function parseMemTotalMib(guestName: string, out: string): number {
+  const text = out.trim();
+  if (!/^\d+$/.test(text) || Number(text) < 1024) {
+    throw new TmemuError("GUEST_COMMAND_FAILED", `${guestName}: cannot read MemTotal from /proc/meminfo: got ${JSON.stringify(abbreviate(out))}`, "the guest's /proc/meminfo should have a line `MemTotal: N kB`");
+  }
+  return Math.floor(Number(text) / 1024);
 }
 
 export async function guestVmstat(guest: Guest): Promise<VmStats> {
@@ -73,6 +82,18 @@ export function hostedGuest(guest: Guest): HostedGuest {
 
 /** OOM kills the guest kernel reported so far (its log, via dmesg). */
 export async function oomKills(guest: Guest): Promise<number> {
-  const out = await guest.runChecked("dmesg | grep -c 'Out of memory: Killed process' || true", { timeoutMs: 60_000 });
-  return Number(out.trim()) || 0;
+  return parseOomCount(guest.name, await guest.runChecked("dmesg | grep -c 'Out of memory: Killed process' || true", { timeoutMs: 60_000 }));
+}
+
+/** grep -c's count (0 included); anything else (dmesg missing, an error text) is an error, never 0. */
+export function parseOomCount(guestName: string, out: string): number {
+  const text = out.trim();
+  if (!/^\d+$/.test(text)) {
+    throw new TmemuError("GUEST_COMMAND_FAILED", `${guestName}: cannot count OOM kills: \`dmesg | grep -c\` printed ${JSON.stringify(abbreviate(out))}`, "the guest's busybox needs dmesg and grep");
+  }
+  return Number(text);
+}
+
+function abbreviate(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 }
