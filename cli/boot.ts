@@ -7,8 +7,9 @@ import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
+import { checkFolderFlag, versionChoice, type VersionFlags } from "./options.ts";
 
-export interface BootFlags {
+export interface BootFlags extends VersionFlags {
   memoryMib: number;
   files?: string;
   cmd?: string;
@@ -22,10 +23,14 @@ export interface BootFlags {
 const QUIT_KEY = 0x1d; // Ctrl-]
 
 export async function bootCommand(flags: BootFlags): Promise<number> {
+  // Every flag is checked before the images are resolved (a cold cache builds for minutes).
+  // --memory-mib was checked as it was parsed (options.ts).
   if (flags.cmd === undefined && !process.stdin.isTTY) {
     throw new TmemuError("USAGE", "no --cmd given and stdin is not a terminal", 'pass --cmd "..." to run a command, or run tmemu boot from a terminal for a console');
   }
-  const set = await ensureImages({ progress: new StderrProgress() });
+  if (flags.files !== undefined) checkFolderFlag("--files", flags.files, "pass a folder whose content should appear on /data in the guest");
+  const versions = versionChoice(flags);
+  const set = await ensureImages({ progress: new StderrProgress(), ...versions });
   const images = loadGuestImages(set);
   const dataDisk = flags.files ? makeDataDisk({ fromDir: flags.files }) : undefined;
   const swapDisk = flags.swapMib > 0 ? makeSwapImage(flags.swapMib) : undefined;

@@ -5,7 +5,7 @@ import { BENCH_CONFIG_NAMES } from "./bench.ts";
 import { bootCommand } from "./boot.ts";
 import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
-import { intOption } from "./options.ts";
+import { addVersionOptions, intOption, memoryMibOption } from "./options.ts";
 import { runCommand } from "./run-command.ts";
 import { MEMORY_POLICY_NAMES } from "../hypervisor/scheduler/policy.ts";
 import { WORKLOAD_NAMES } from "../workloads/builtin.ts";
@@ -19,20 +19,32 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run the command with --help for its options)")
     .configureOutput({ outputError: (str, write) => write(`tmemu: ${str.replace(/^error: /, "")}`) });
 
-  program
-    .command("images")
-    .description("build the guest kernel, initramfs and BIOS, or find them in the cache (~/.cache/tmemu)")
-    .option("--rebuild", "build again even when the cache holds the images")
-    .option("--json", "print what was built or found as JSON")
-    .option("--patches <dir>", "kernel patch series to apply (default: patches/)")
-    .action(async (flags) => {
+  addVersionOptions(
+    program
+      .command("images")
+      .description("build the guest kernel, initramfs and BIOS, or find them in the cache (~/.cache/tmemu)")
+      .addHelpText(
+        "after",
+        [
+          "",
+          "Package versions: guest-images/versions.json asks for one version of each Debian package. When the",
+          "archive no longer offers it, the newest it offers is used, with one warning. That choice is kept in",
+          "the cache (resolutions.json: asked, chosen, offered, when), so later runs ask apt nothing and print",
+          "nothing. --refresh asks the archive again. --kernel-version and --versions are exact: a version the",
+          "archive does not offer is an error that lists the versions it offers.",
+        ].join("\n"),
+      )
+      .option("--rebuild", "build again even when the cache holds the images")
+      .option("--refresh", "choose the package versions again from the archive (apt-get update if needed), instead of the choice kept in the cache")
+      .option("--json", "print what was built or found as JSON")
+      .option("--patches <dir>", "kernel patch series to apply (default: patches/)"),
+  ).action(async (flags) => {
       process.exitCode = await imagesCommand(flags);
     });
 
-  program
-    .command("boot")
+  addVersionOptions(program.command("boot"))
     .description("boot one guest; run --cmd in it and exit with its exit code, or open its console")
-    .addOption(new Option("--memory-mib <n>", "guest RAM in MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(memoryMibOption("guest RAM in MiB"))
     .option("--files <dir>", "put this folder's content on the guest's data disk, mounted at /data (on PATH)")
     .option("--cmd <command>", "shell command to run in the guest (busybox sh)")
     .addOption(new Option("--timeout-s <s>", "limit for boot and for the command").default(600).argParser(intOption("--timeout-s", 1, 86400)))
@@ -44,11 +56,10 @@ export function buildProgram(): Command {
       process.exitCode = await bootCommand(flags);
     });
 
-  program
-    .command("run", { isDefault: false })
+  addVersionOptions(program.command("run", { isDefault: false }))
     .description("several guests, one tmem store, one memory budget: run a workload under a memory policy")
     .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
-    .addOption(new Option("--memory-mib <n>", "RAM of each guest, MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(memoryMibOption("RAM of each guest, MiB"))
     .addOption(new Option("--budget-mib <n>", "memory for everything: guest RAM not ballooned out + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
     .addOption(new Option("--policy <name>", "memory policy").choices([...MEMORY_POLICY_NAMES]).default("selfballoon"))
     .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]))
@@ -64,12 +75,11 @@ export function buildProgram(): Command {
       process.exitCode = await runCommand(flags);
     });
 
-  program
-    .command("bench")
+  addVersionOptions(program.command("bench"))
     .description("the same workload with the same total memory under disk, zswap, tmem (and tmem+selfballoon), K times each: medians, targets, chart")
     .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]).makeOptionMandatory())
     .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
-    .addOption(new Option("--memory-mib <n>", "RAM of each guest, MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(memoryMibOption("RAM of each guest, MiB"))
     .addOption(new Option("--budget-mib <n>", "total memory of every configuration: guest RAM + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
     .addOption(new Option("--repeat <k>", "runs of each configuration").default(3).argParser(intOption("--repeat", 1, 100)))
     .addOption(new Option("--seed <n>", "workload seed, the same for every run").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
@@ -82,11 +92,10 @@ export function buildProgram(): Command {
       process.exitCode = await benchCommand(flags);
     });
 
-  program
-    .command("validate")
+  addVersionOptions(program.command("validate"))
     .description("apply a kernel patch series, build, boot real guests and run the end-to-end tmem checks")
     .option("--patches <dir>", "the patch series to validate (default: patches/)")
-    .addOption(new Option("--memory-mib <n>", "guest RAM in MiB").default(128).argParser(intOption("--memory-mib", 1, 2048)))
+    .addOption(memoryMibOption("guest RAM in MiB"))
     .addOption(new Option("--only <checks...>", "run only these checks").choices([...CHECK_NAMES]))
     .option("--json <file>", "also write the report as JSON")
     .action(async (flags) => {

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Guest, GuestImages } from "../emulator/guest.ts";
 import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
-import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { ensureImages, loadGuestImages, type VersionChoice } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { delta, type TmemGuestStats } from "../hypervisor/guest/stats.ts";
 import type { ClientMetricsJson } from "../hypervisor/tmem/metrics.ts";
@@ -39,6 +39,8 @@ export interface CheckResult {
 
 export interface ValidateOptions {
   patchesDir?: string;
+  /** --kernel-version / --versions: the package versions to build from. */
+  versions?: VersionChoice;
   memoryMib: number;
   only?: string[];
   log?: (line: string) => void;
@@ -291,7 +293,7 @@ const CHECKS: Record<CheckName, { title: string; run: (ctx: Ctx) => Promise<Omit
 export async function validate(opts: ValidateOptions): Promise<{ results: CheckResult[]; seconds: number; kernel: string; patches: string[] }> {
   const t0 = Date.now();
   const log = opts.log ?? (() => undefined);
-  const set = await ensureImages({ progress: new StderrProgress(), ...(opts.patchesDir ? { patchesDir: opts.patchesDir } : {}) });
+  const set = await ensureImages({ progress: new StderrProgress(), ...opts.versions, ...(opts.patchesDir ? { patchesDir: opts.patchesDir } : {}) });
   const ctx: Ctx = { images: loadGuestImages(set), memoryMib: opts.memoryMib, log };
   const results: CheckResult[] = [];
   for (const name of CHECK_NAMES) {

@@ -16,9 +16,11 @@ import { GuestConsole, type Disposable } from "./console.ts";
 import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import { GuestBalloon } from "./balloon.ts";
 import { guestMemoryOf } from "./memory.ts";
+import { checkGuestMemoryMib, checkInitrdSize } from "./memory-size.ts";
 import { internalsOf, REG, registerFile, type V86Cpu } from "./v86-internals.ts";
 
 export type { Disposable } from "./console.ts";
+export { INITRD_LOAD_ADDRESS, minimumMemoryMib, RESERVED_TOP_MIB } from "./memory-size.ts";
 
 export interface GuestImages {
   bzImage: Uint8Array;
@@ -49,19 +51,7 @@ export interface GuestBootOptions {
 
 export const BASE_KERNEL_ARGS = ["console=ttyS0", "tsc=reliable", "mitigations=off", "random.trust_cpu=on", "loglevel=4"];
 
-/** v86 loads the initrd at this fixed guest-physical address. */
-export const INITRD_LOAD_ADDRESS = 64 * 1024 * 1024;
-/** v86 shows the top 16 MiB of memory as reserved in the e820 map. */
-export const RESERVED_TOP_MIB = 16;
-/** Room the kernel needs above the initrd to unpack it and run /init. */
-const WORKING_ROOM_MIB = 8;
-
 const MIB = 1024 * 1024;
-
-/** The smallest memory size that fits v86's fixed initrd placement. */
-export function minimumMemoryMib(initrdBytes: number): number {
-  return INITRD_LOAD_ADDRESS / MIB + Math.ceil(initrdBytes / MIB) + RESERVED_TOP_MIB + WORKING_ROOM_MIB;
-}
 
 export class Guest implements Disposable {
   readonly name: string;
@@ -85,14 +75,9 @@ export class Guest implements Disposable {
   }
 
   static async boot(opts: GuestBootOptions): Promise<Guest> {
-    const min = minimumMemoryMib(opts.images.initrd.byteLength);
-    if (!Number.isInteger(opts.memoryMib) || opts.memoryMib < min || opts.memoryMib > 2048) {
-      throw new TmemuError(
-        "MEMORY_TOO_SMALL",
-        `guest memory ${opts.memoryMib} MiB is outside ${min}..2048 MiB`,
-        `v86 loads the ${(opts.images.initrd.byteLength / MIB).toFixed(1)} MiB initrd at 64 MiB and reserves the top ${RESERVED_TOP_MIB} MiB: use --memory-mib ${min} or more`,
-      );
-    }
+    // The CLI checked --memory-mib before resolving the images; this guards every other caller.
+    checkGuestMemoryMib(opts.memoryMib);
+    checkInitrdSize(opts.images.initrd.byteLength);
     const require = createRequire(import.meta.url);
     const hda = opts.dataDisk ?? (opts.swapDisk ? new Uint8Array(MIB) : undefined);
     const emulator = new V86({

@@ -4,33 +4,69 @@
  * of its inputs (inputs.ts):
  *   kernel/<key>/   bzImage, config, headers/, nolibc/, manifest.json
  *   initrd/<key>/   initrd.cpio, manifest.json
- * under cacheRoot() (~/.cache/tmemu), beside debs/ (downloaded packages), bios/ and logs/.
- * A stage's manifest.json is written last: a directory without one is an unfinished build.
+ * under cacheRoot() (~/.cache/tmemu), beside debs/ (downloaded packages), resolutions.json (the
+ * package versions chosen, packages.ts), bios/ and logs/. A stage's manifest.json records what
+ * went into it (versions asked for and used, patches with their sha256, gcc) and is written last:
+ * a directory without one is an unfinished build.
  *
  * Several tmemu processes may share the cache. A stage that has to be built is built under a lock
  * (lock.ts, locks/<stage>-<key>.lock): a second process waits, then finds it built. A stage is
  * built in <dir>.tmp and moved into place with rename(2), so a process that reads the cache without
  * the lock sees the old stage or the new one, never half of one.
  */
+import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestImages } from "../emulator/guest.ts";
-import { run } from "./exec.ts";
+import { checkInitrdSize } from "../emulator/memory-size.ts";
+import { query, run } from "./exec.ts";
 import { ensureHostTools } from "./host-tools.ts";
-import { buildInitramfs, listPrograms } from "./initramfs.ts";
+import { buildInitramfs } from "./initramfs.ts";
 import { dirInputs, hashInputs } from "./inputs.ts";
 import { buildKernel, listPatches, removeTreeInBackground } from "./kernel.ts";
 import { tryLock, withLock } from "./lock.ts";
-import { readPins, resolvePackage, type ResolvedPackage } from "./packages.ts";
+import { cachedPackage, choosePins, KERNEL_PACKAGE, ResolutionStore, resolvePackage, systemApt, type Apt, type Resolution, type ResolvedPackage } from "./packages.ts";
 import { cacheRoot, DEFAULT_PATCHES_DIR, GUEST_IMAGES_DIR } from "./paths.ts";
 import { silentProgress, type ProgressSink } from "./progress.ts";
 
-export interface EnsureImagesOptions {
+/** Which package versions to build from (the CLI's --kernel-version and --versions). */
+export interface VersionChoice {
+  /** linux-source-6.1 at exactly this version; an error if the archive does not offer it. */
+  kernelVersion?: string;
+  /** A versions file in the format of guest-images/versions.json, instead of that one; explicit too. */
+  versionsFile?: string;
+}
+
+export interface EnsureImagesOptions extends VersionChoice {
   rebuild?: boolean;
+  /** Choose the package versions again from the archive instead of the remembered choice. */
+  refresh?: boolean;
   patchesDir?: string;
   progress?: ProgressSink;
   cacheDir?: string;
+  /** The archive (tests give a fake one). */
+  apt?: Apt;
+}
+
+/** A package as built: the version used, the version asked for and, if the archive was asked, how it chose. */
+export interface ImagePackage {
+  name: string;
+  version: string;
+  asked: string;
+  /** When the choice was made and what the archive offered then (absent: the asked .deb was cached). */
+  resolvedAt?: string;
+  offered?: string[];
+}
+
+/** The kernel stage's manifest.json, as `tmemu images` shows it. Fields an older tmemu did not record are absent. */
+export interface KernelBuildRecord {
+  release: string;
+  linuxSource: string;
+  linuxSourceAsked?: string;
+  patches: { name: string; sha256?: string }[];
+  gcc?: string;
+  builtAt: string;
 }
 
 export interface ImageSet {
@@ -41,8 +77,12 @@ export interface ImageSet {
   initrdKey: string;
   biosPath: string;
   vgaBiosPath: string;
-  packages: { name: string; version: string; pinned?: string }[];
+  packages: ImagePackage[];
   patches: string[];
+  /** What the cached kernel was built from (its manifest.json). */
+  kernel: KernelBuildRecord;
+  /** What the cached initramfs was built from. */
+  initrd: { busybox: string; programs: string[]; builtAt: string };
   built: { kernel: boolean; initrd: boolean };
   /** Wall time of this call, and of the last build of each stage. */
   seconds: { total: number; kernelBuild: number; initrdBuild: number };
@@ -101,8 +141,8 @@ export async function sweepWorkDirs(root: string, except: string): Promise<strin
   return swept;
 }
 
-/** A bad --patches is the user's to fix: say so before any download or build. */
-function checkPatchesDir(dir: string): void {
+/** A bad --patches is the user's to fix: say so before any download or build (the CLI calls it first). */
+export function checkPatchesDir(dir: string): void {
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
@@ -110,6 +150,33 @@ function checkPatchesDir(dir: string): void {
     throw new TmemuError("BAD_INPUT", `patch directory ${dir} does not exist`, "pass --patches DIR with a folder of *.patch files");
   }
   if (!isDir) throw new TmemuError("BAD_INPUT", `--patches ${dir} is a file, not a folder`, "put the patch in a folder of its own (a series applies in name order) and pass that folder");
+}
+
+/** `gcc --version`'s first line, as a record of the compiler a build used. */
+function gccVersion(): string | undefined {
+  return query("gcc", ["--version"])?.split("\n")[0]?.trim();
+}
+
+function sha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+function kernelRecord(m: StageManifest): KernelBuildRecord {
+  const patches = Array.isArray(m["patches"]) ? (m["patches"] as unknown[]) : [];
+  return {
+    release: String(m["release"] ?? ""),
+    linuxSource: String(m["linuxSource"] ?? ""),
+    ...(typeof m["linuxSourceAsked"] === "string" ? { linuxSourceAsked: m["linuxSourceAsked"] } : {}),
+    // Older manifests list names only.
+    patches: patches.map((p) => (typeof p === "string" ? { name: p } : (p as { name: string; sha256?: string }))),
+    ...(typeof m["gcc"] === "string" ? { gcc: m["gcc"] } : {}),
+    builtAt: m.builtAt,
+  };
+}
+
+function imagePackage(r: ResolvedPackage): ImagePackage {
+  const res: Resolution | undefined = r.resolution;
+  return { name: r.name, version: r.version, asked: r.asked, ...(res ? { resolvedAt: res.resolvedAt, offered: res.offered } : {}) };
 }
 
 function sourceInputs(...names: string[]): Record<string, Uint8Array> {
@@ -122,6 +189,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const root = opts.cacheDir ?? cacheRoot();
   const patchesDir = opts.patchesDir ?? DEFAULT_PATCHES_DIR;
   checkPatchesDir(patchesDir);
+  const pins = choosePins(opts);
   const logFile = join(root, "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
   const logHeader = `tmemu guest-image build, ${new Date().toISOString()}\n`;
   try {
@@ -134,12 +202,15 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const waitNotice = (what: string) => () => progress.warn(`another tmemu is building the ${what} in ${root}; waiting for it`);
   const built = { kernel: false, initrd: false, bios: false };
 
-  const pins = readPins();
+  // Packages: a warm cache answers from resolutions.json and debs/ alone (no apt, no warning).
   const debDir = join(root, "debs");
-  const uncached = pins.filter((p) => !existsSync(join(debDir, `${p.name}_${p.version.replace(/:/g, "%3a")}_${p.arch}.deb`)));
+  const store = new ResolutionStore(root);
+  const refresh = Boolean(opts.refresh);
+  const uncached = pins.filter((p) => !cachedPackage(p, { debDir, store, refresh }));
   if (uncached.length) ensureHostTools(progress, uncached.some((p) => p.arch === "i386"));
+  const apt = opts.apt ?? systemApt(progress);
   const resolved = new Map<string, ResolvedPackage>();
-  for (const p of pins) resolved.set(p.name, await resolvePackage(p, debDir, logFile, progress));
+  for (const p of pins) resolved.set(p.name, await resolvePackage(p, { debDir, logFile, progress, apt, store, refresh }));
   const pkg = (name: string): ResolvedPackage => {
     const r = resolved.get(name);
     if (!r) throw new TmemuError("BUILD_FAILED", `guest-images/versions.json has no ${name}`, "restore versions.json from the repository");
@@ -150,7 +221,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
   const patches = listPatches(patchesDir);
   const fragment = readFileSync(join(GUEST_IMAGES_DIR, "kernel.config"), "utf8");
   const kernelKey = hashInputs({
-    "linux-source": pkg("linux-source-6.1").version,
+    "linux-source": pkg(KERNEL_PACKAGE).version,
     "kernel.config": fragment,
     ...dirInputs(patchesDir, "patches", (n) => n.endsWith(".patch")),
     ...sourceInputs("kernel.ts", "kconfig.ts"),
@@ -175,7 +246,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
         let result;
         try {
           result = await buildKernel(
-            { linuxSourceDeb: pkg("linux-source-6.1").deb, patchesDir, configFragment: fragment, workDir, outDir: tmpOut, logFile, expectedLines },
+            { linuxSourceDeb: pkg(KERNEL_PACKAGE).deb, patchesDir, configFragment: fragment, workDir, outDir: tmpOut, logFile, expectedLines },
             progress,
           );
         } catch (err) {
@@ -189,8 +260,10 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
           builtAt: new Date().toISOString(),
           seconds: (Date.now() - started) / 1000,
           release: result.release,
-          linuxSource: pkg("linux-source-6.1").version,
-          patches: patches.map((p) => p.split("/").pop()),
+          linuxSource: pkg(KERNEL_PACKAGE).version,
+          linuxSourceAsked: pkg(KERNEL_PACKAGE).asked,
+          patches: patches.map((p) => ({ name: p.split("/").pop() ?? p, sha256: sha256(p) })),
+          gcc: gccVersion(),
         };
         writeFileSync(join(tmpOut, "manifest.json"), JSON.stringify(manifest, null, 2));
         replaceDir(tmpOut, kernelDir);
@@ -225,6 +298,8 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
           { busyboxDeb: pkg("busybox-static").deb, initScript, programsDir, kernelOutDir: kernelDir, workDir: join(root, "work", `initrd-${initrdKey}`), logFile },
           progress,
         );
+        // Guest memory sizes are checked before any image exists, against a fixed largest initrd.
+        checkInitrdSize(cpio.byteLength);
         const tmpOut = `${initrdDir}.tmp`;
         rmSync(tmpOut, { recursive: true, force: true });
         mkdirSync(tmpOut, { recursive: true });
@@ -282,8 +357,14 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
     initrdKey,
     biosPath: join(biosDir, "bios.bin"),
     vgaBiosPath: join(biosDir, "vgabios-stdvga.bin"),
-    packages: [...resolved.values()].map((r) => ({ name: r.name, version: r.version, ...(r.pinned ? { pinned: r.pinned } : {}) })),
+    packages: [...resolved.values()].map(imagePackage),
     patches: patches.map((p) => p.split("/").pop() ?? p),
+    kernel: kernelRecord(kernelManifest),
+    initrd: {
+      busybox: String(initrdManifest["busybox"] ?? ""),
+      programs: Array.isArray(initrdManifest["programs"]) ? (initrdManifest["programs"] as string[]) : [],
+      builtAt: initrdManifest.builtAt,
+    },
     built: { kernel: built.kernel, initrd: built.initrd },
     seconds: { total: (Date.now() - t0) / 1000, kernelBuild: kernelManifest.seconds, initrdBuild: initrdManifest.seconds },
   };
