@@ -9,7 +9,8 @@ import {
   zswapMaxPoolPercent,
   type BenchOptions,
 } from "../../cli/bench.ts";
-import { commandLine } from "../../cli/bench-command.ts";
+import { benchExitCode, commandLine } from "../../cli/bench-command.ts";
+import { formatTarget } from "../../cli/bench-report.ts";
 import type { RunOptions, RunSummary } from "../../cli/run.ts";
 import { TmemuError } from "../../hypervisor/user-errors.ts";
 import { guest, summary, tmemCounters } from "./bench-fixtures.ts";
@@ -167,6 +168,109 @@ describe("runBench", () => {
     expect(calls).toHaveLength(6);
     expect(doc.interrupted).toBe(true);
     expect(doc.runs.map((r) => r.repeat)).toEqual([2, 1, 1, 1]);
+  });
+});
+
+/** A guest OOM-killed in the middle of memtouch, as runGuests reports it. */
+const oomGuest = (name: string) => guest({ name, status: "finished", exitCode: 137, valid: false, reasons: ["OOM-killed (2 kills)", "exit code 137", "no memtouch result line"], mismatches: null, memtouchRuns: 0, oomKills: 2, swapRequests: 1 });
+
+describe("runBench with invalid runs", () => {
+  /** swap workload, 1 guest: zswap is OOM-killed in the runs `zswapFails` says. */
+  function runner(zswapFails: (repeat: number) => boolean) {
+    const calls: RunOptions[] = [];
+    const zswapRuns: number[] = [];
+    const run = async (o: RunOptions): Promise<RunSummary> => {
+      calls.push(o);
+      const zswap = o.kernelArgs?.includes("zswap.enabled=1") === true;
+      if (zswap) {
+        zswapRuns.push(zswapRuns.length + 1);
+        if (zswapFails(zswapRuns.length)) return summary([oomGuest("g0")], { workload: "swap" });
+        return summary([guest({ swapRequests: 500 })], { workload: "swap" });
+      }
+      return summary([guest({ swapRequests: o.tmem ? 100 : 1000, tmem: o.tmem ? tmemCounters({ puts: 10 }) : null })], { workload: "swap" });
+    };
+    return { calls, run };
+  }
+  const OPTS1: BenchOptions = { ...OPTS, guests: 1, repeat: 2, configs: ["disk", "zswap", "tmem"] };
+
+  it("does not evaluate a target whose baseline failed in every run, and says why", async () => {
+    const { run } = runner(() => true);
+    const doc = await runBench(OPTS1, { run });
+    const zswap = doc.runs.find((r) => r.config === "zswap")!;
+    expect(zswap).toMatchObject({ repeat: 0, invalidRuns: 2, valid: false, swapIOs: null, oomKills: 4, failedGuestRuns: 2 });
+    expect(zswap.samples.map((x) => x.valid)).toEqual([false, false]);
+    expect(zswap.failures[0]).toMatchObject({ repeat: 1, reasons: ["g0: OOM-killed (2 kills)", "g0: exit code 137", "g0: no memtouch result line"] });
+    const vsZswap = doc.targets.find((t) => t.baseline === "zswap")!;
+    expect(vsZswap).toMatchObject({ status: "not-evaluated", reductionPct: null });
+    expect(vsZswap.reason).toBe("zswap: 2 of 2 runs invalid: g0: OOM-killed (2 kills); g0: exit code 137; g0: no memtouch result line");
+    expect(formatTarget(vsZswap)).toContain("NOT EVALUATED (zswap: 2 of 2 runs invalid: g0: OOM-killed (2 kills)");
+    // The target against disk (both sides valid) is still evaluated.
+    expect(doc.targets.find((t) => t.baseline === "disk")).toMatchObject({ status: "met", reductionPct: 90 });
+    expect(doc.valid).toBe(false);
+    expect(doc.reasons).toEqual(["zswap: 2 of 2 runs invalid: g0: OOM-killed (2 kills); g0: exit code 137; g0: no memtouch result line"]);
+    expect(doc.runs.find((r) => r.config === "tmem")).toMatchObject({ valid: true, reasons: [], invalidRuns: 0 });
+    expect(benchExitCode(doc)).toBe(1);
+  });
+
+  it("leaves an invalid run out of the medians and evaluates from the valid ones, saying so", async () => {
+    const { run } = runner((n) => n === 1);
+    const doc = await runBench(OPTS1, { run });
+    const zswap = doc.runs.find((r) => r.config === "zswap")!;
+    expect(zswap).toMatchObject({ repeat: 1, invalidRuns: 1, valid: false, swapIOs: { median: 500, min: 500, max: 500 } });
+    const vsZswap = doc.targets.find((t) => t.baseline === "zswap")!;
+    expect(vsZswap).toMatchObject({ status: "met", baselineValue: 500, value: 100 });
+    expect(vsZswap.reason).toMatch(/^from the valid runs only; zswap: 1 of 2 runs invalid/);
+    expect(benchExitCode(doc)).toBe(1);
+  });
+
+  it("a bench with every run valid is valid and exits 0", async () => {
+    const { run } = runner(() => false);
+    const doc = await runBench(OPTS1, { run });
+    expect(doc).toMatchObject({ valid: true, reasons: [] });
+    expect(doc.runs.every((r) => r.valid)).toBe(true);
+    expect(benchExitCode(doc)).toBe(0);
+  });
+
+  it("probes MemTotal once, apart: its time and host CPU are setup, every run gets its answer", async () => {
+    const { calls, run } = runner(() => false);
+    let clock = 0;
+    let cpu = 0;
+    const doc = await runBench(OPTS1, {
+      run: async (o) => {
+        clock += 60_000;
+        cpu += 10_000_000;
+        return run(o);
+      },
+      probe: async (mib) => {
+        clock += 8_000;
+        cpu += 7_000_000;
+        return mib - 27;
+      },
+      now: () => clock,
+      cpuUsage: () => ({ user: cpu, system: 0 }),
+    });
+    expect(doc.setup).toHaveLength(1);
+    expect(doc.setup[0]).toMatchObject({ seconds: 8, hostCpuSeconds: 7 });
+    expect(doc.setup[0]?.what).toMatch(/MemTotal probe/);
+    expect(new Set(calls.map((c) => c.guestRamMib))).toEqual(new Set([101]));
+    // The first configuration's host CPU is its own run only.
+    expect(doc.runs[0]?.hostCpuSeconds).toEqual({ median: 10, min: 10, max: 10 });
+  });
+
+  it("takes a probe a run did itself out of that run's numbers and reports it as setup", async () => {
+    const { run } = runner(() => false);
+    let cpu = 0;
+    const doc = await runBench({ ...OPTS1, repeat: 1 }, {
+      run: async (o) => {
+        cpu += 10_000_000;
+        const s = await run(o);
+        return o.tmem === false && !o.kernelArgs?.includes("zswap.enabled=1") ? { ...s, seconds: 60, setup: { what: "MemTotal probe", seconds: 9, hostCpuSeconds: 4 } } : s;
+      },
+      cpuUsage: () => ({ user: cpu, system: 0 }),
+    });
+    expect(doc.runs[0]).toMatchObject({ config: "disk", hostCpuSeconds: { median: 6 }, wallSeconds: { median: 51 } });
+    expect(doc.runs[1]).toMatchObject({ config: "zswap", hostCpuSeconds: { median: 10 } });
+    expect(doc.setup.map((x) => x.what)).toEqual(["MemTotal probe (in disk repeat 1, taken out of its numbers)"]);
   });
 });
 
