@@ -50,20 +50,30 @@ export function needsI386(): boolean {
   return !foreignArchs().includes("i386");
 }
 
-function sh(cmd: string, args: string[], progress: ProgressSink): boolean {
+/** Runs a command; undefined when it succeeded, else what went wrong (its exit code and last lines). */
+function trySh(cmd: string, args: string[]): string | undefined {
   const r = spawnSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  if (r.status !== 0) progress.warn(`${cmd} ${args.join(" ")} exited ${r.status}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" / ")}`);
-  return r.status === 0;
+  return r.status === 0 ? undefined : `${cmd} ${args.join(" ")} exited ${r.status}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" / ")}`;
+}
+
+function sh(cmd: string, args: string[], progress: ProgressSink): boolean {
+  const failed = trySh(cmd, args);
+  if (failed) progress.warn(failed);
+  return failed === undefined;
 }
 
 let aptUpdated = false;
 
-/** `apt-get update`, once per process; a mirror mid-sync fails it now and then, so try twice. */
+/**
+ * `apt-get update`, once per process; a mirror mid-sync fails it now and then, so try twice, and
+ * warn once if both fail (apt then keeps the lists it had, which is often enough).
+ */
 export function aptUpdate(progress: ProgressSink): void {
   if (aptUpdated) return;
   if (!isRoot()) return;
   progress.phase("apt-get update");
-  if (!sh("apt-get", ["update", "-q"], progress)) sh("apt-get", ["update", "-q"], progress);
+  const failed = trySh("apt-get", ["update", "-q"]) && trySh("apt-get", ["update", "-q"]);
+  if (failed) progress.warn(`${failed} (using the package lists apt has)`);
   aptUpdated = true;
   progress.done();
 }
