@@ -10,9 +10,16 @@
  *  cleancache           a file set about twice the page cache, read twice: hits > 0, and far fewer
  *                       data-disk sectors on the second pass than a guest with tmem.cleancache=0;
  *                       every checksum unchanged
- *  cleancache coherence a file overwritten or truncated after its pages went to tmem reads back
- *                       with its new content
+ *  cleancache coherence files whose pages are in tmem and not in the page cache, changed by each
+ *                       path that does not re-put the new page (truncate and extend over a hole,
+ *                       punch hole, collapse range, O_DIRECT write; and a buffered overwrite), read
+ *                       back with their new content; each read-back asked cleancache, and an
+ *                       unchanged file came back from it
  *  inert                no tmem device: the same kernel boots, says so once, and the workloads pass
+ *
+ * Every check with a tmem device also fails on any host internal error (a bug in the host), any
+ * host error result other than the refusals the ABI allows (TMEM_ENOSPC, TMEM_EBUSY on a put) and
+ * any guest hypercall_errors; host and guest counters, refusals and errors included, must agree.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -23,10 +30,11 @@ import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages, type VersionChoice } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { delta, type TmemGuestStats } from "../hypervisor/guest/stats.ts";
+import type { TmemErrorName } from "../hypervisor/tmem/abi.ts";
 import type { ClientMetricsJson } from "../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
-import { md5sumListing, writeFileSet } from "../workloads/files.ts";
-import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat } from "./tmem-guest.ts";
+import { md5sumListing, seededBytes, writeFileSet } from "../workloads/files.ts";
+import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, type TmemGuest } from "./tmem-guest.ts";
 
 export interface CheckResult {
   name: string;
@@ -95,7 +103,64 @@ function counterPairs(host: ClientMetricsJson, g: TmemGuestStats): [string, numb
     ["getHits", host.getHits, g.cleancache_hits + (g.frontswap_loads - g.frontswap_loads_failed)],
     ["flushPages", host.flushPages, g.cleancache_invalidates + g.frontswap_invalidates],
     ["flushObjects", host.flushObjects, g.cleancache_inode_invalidates + g.frontswap_area_invalidates],
+    ["refusals", host.putsRefused, g.hypercall_refusals],
+    ["errors", hostErrorTotal(host) - hostRefusals(host), g.hypercall_errors],
   ];
+}
+
+/** The negative results the ABI allows a host to give at any time: a put refused for room or a freeze. */
+export const ALLOWED_REFUSALS: readonly TmemErrorName[] = ["ENOSPC", "EBUSY"];
+
+function hostErrorTotal(host: ClientMetricsJson): number {
+  return Object.values(host.errors).reduce((a, b) => a + b, 0);
+}
+
+function hostRefusals(host: ClientMetricsJson): number {
+  return ALLOWED_REFUSALS.reduce((a, n) => a + host.errors[n], 0);
+}
+
+/** Host error results that are not allowed refusals nor internal errors, by name ("EFAULT 2"). */
+function hostGuestErrors(host: ClientMetricsJson): string[] {
+  const out: string[] = [];
+  for (const [name, count] of Object.entries(host.errors) as [TmemErrorName, number][]) {
+    // An internal error is answered TMEM_EINVAL and counted in errors.EINVAL too.
+    const n = name === "EINVAL" ? count - host.internalErrors : count;
+    if (n > 0 && !ALLOWED_REFUSALS.includes(name)) out.push(`${name} ${n}`);
+  }
+  return out;
+}
+
+/** The error counts of one tmem client, host and guest side, for a check's report. */
+export function tmemErrorNumbers(host: ClientMetricsJson, g: TmemGuestStats | undefined): Record<string, number> {
+  return {
+    hostInternalErrors: host.internalErrors,
+    hostErrors: hostErrorTotal(host) - hostRefusals(host),
+    hostRefusals: hostRefusals(host),
+    guestHypercallErrors: g?.hypercall_errors ?? -1,
+    guestHypercallRefusals: g?.hypercall_refusals ?? -1,
+  };
+}
+
+/**
+ * Why one tmem client's run is not clean: any host internal error (with the last one's message),
+ * any host error result other than an allowed refusal, any guest hypercall error. Refusals are
+ * fine; they are what the ABI promises a guest may get. Empty when clean.
+ */
+export function tmemErrorProblems(host: ClientMetricsJson, g: TmemGuestStats | undefined, lastInternalError?: unknown): string[] {
+  const problems: string[] = [];
+  if (host.internalErrors > 0) {
+    const why = lastInternalError instanceof Error ? lastInternalError.message : lastInternalError === undefined ? "" : String(lastInternalError);
+    problems.push(`host internal errors: ${host.internalErrors}${why ? ` (last: ${why})` : ""}`);
+  }
+  const other = hostGuestErrors(host);
+  if (other.length > 0) problems.push(`host error results other than refusals: ${other.join(", ")}`);
+  if (g && g.hypercall_errors > 0) problems.push(`guest hypercall_errors: ${g.hypercall_errors}`);
+  return problems;
+}
+
+/** tmemErrorProblems for a booted guest: its device's host counters and its own. */
+function deviceErrorProblems(tg: TmemGuest, host: ClientMetricsJson, g: TmemGuestStats | undefined): string[] {
+  return tmemErrorProblems(host, g, tg.device?.handler.lastInternalError);
 }
 
 function counterLowerBound(host: ClientMetricsJson, before: TmemGuestStats): string[] {
@@ -133,9 +198,11 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
       swapSectorsRead: tg.guest.disks.swap.sectorsRead,
       pswpout: vm.pswpout,
       pswpin: vm.pswpin,
+      ...tmemErrorNumbers(host, gs),
     };
     const problems: string[] = [];
     if (mismatches !== 0) problems.push(`memtouch mismatches=${mismatches}`);
+    problems.push(...deviceErrorProblems(tg, host, gs));
     if (!gs) problems.push("the guest has no tmem frontend (no /sys/kernel/debug/tmem)");
     else {
       if (!(gs.frontswap_stores > 0 && gs.frontswap_loads > 0)) problems.push("guest frontswap stores or loads are 0");
@@ -174,7 +241,8 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
         const sums = await tg.guest.runChecked("md5sum /data/set/*", { timeoutMs: 1_800_000 });
         const agree = await agreeingCounters(tg.guest, store, tg.device!.clientId);
         const gs = g1 && g0 ? delta(g1, g0) : undefined;
-        return { pass1, pass2, gs, g1: agree.guest, host: agree.host, agreement: agree.problems, sumsOk: sums === md5sumListing(set) };
+        const errors = deviceErrorProblems(tg, agree.host, agree.guest);
+        return { pass1, pass2, gs, g1: agree.guest, host: agree.host, agreement: agree.problems, errors, sumsOk: sums === md5sumListing(set) };
       } finally {
         await tg.dispose();
       }
@@ -193,53 +261,171 @@ async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "se
       cleancachePuts: on.g1?.cleancache_puts ?? -1,
       hostGetHits: on.host.getHits,
       checksums: on.sumsOk && off.sumsOk ? "unchanged" : "CHANGED",
+      ...tmemErrorNumbers(on.host, on.g1),
+      hostInternalErrorsNoCleancache: off.host.internalErrors,
+      guestHypercallErrorsNoCleancache: off.g1?.hypercall_errors ?? -1,
     };
     const problems: string[] = [];
     if (!on.gs) problems.push("the guest has no tmem frontend");
-    else if (!(on.gs.cleancache_hits > 0)) problems.push("no cleancache hits on the second pass");
+    else {
+      // The second pass is claimed to come from cleancache: it must have asked, and been answered.
+      if (!(on.gs.cleancache_gets > 0)) problems.push("no cleancache gets on the second pass");
+      if (!(on.gs.cleancache_hits > 0)) problems.push("no cleancache hits on the second pass");
+    }
+    if (!(on.host.getHits > 0)) problems.push("the host answered no get with a hit");
     if (!(on.pass2 * 2 < off.pass2)) problems.push(`second pass read ${on.pass2} sectors with cleancache vs ${off.pass2} without: not far fewer`);
     if (!on.sumsOk || !off.sumsOk) problems.push("a file's checksum changed");
-    problems.push(...on.agreement);
+    problems.push(...on.agreement, ...on.errors);
+    problems.push(...off.agreement.map((p) => `tmem.cleancache=0 guest: ${p}`), ...off.errors.map((p) => `tmem.cleancache=0 guest: ${p}`));
     return { pass: problems.length === 0, reason: problems.join("; "), numbers };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+const COHERENCE_FILE = 4 * MIB;
+const PAGE = 4096;
+
+/**
+ * One way to change a file whose pages are in cleancache and not in the page cache. `command`
+ * changes /data/<name> in the guest; `expect` gives what the file must hold afterwards.
+ */
+export interface CoherencePath {
+  name: string;
+  command: string;
+  expect: (old: Buffer) => Buffer;
+}
+
+const M1 = MIB;
+
+/**
+ * The paths of the coherence check. Only the overwrite goes through the page cache (and so can be
+ * covered by the eviction putting the new page over the old one); the others change the file
+ * behind it, where only an invalidation hook keeps cleancache coherent. Note: ext4 and mpage ask
+ * cleancache only for fully mapped pages, so a hole (truncate-extend, punch-hole) reads as zeros
+ * whatever cleancache holds; collapse-range moves mapped data to indexes whose old copies the
+ * truncate hook must drop, so it is the path where a missing truncate invalidation shows.
+ */
+export const COHERENCE_PATHS: readonly CoherencePath[] = [
+  {
+    name: "overwrite",
+    command: `dd if=/dev/zero bs=1M count=4 2>/dev/null | tr '\\000' 'z' | dd of=/data/overwrite bs=1M conv=notrunc 2>/dev/null`,
+    expect: () => Buffer.alloc(COHERENCE_FILE, 0x7a),
+  },
+  {
+    name: "truncate-extend",
+    command: `truncate -s ${M1} /data/truncate-extend && truncate -s ${COHERENCE_FILE} /data/truncate-extend`,
+    expect: (old) => Buffer.concat([old.subarray(0, M1), Buffer.alloc(COHERENCE_FILE - M1)]),
+  },
+  {
+    name: "punch-hole",
+    command: `fsop punch /data/punch-hole ${M1} ${M1}`,
+    expect: (old) => Buffer.concat([old.subarray(0, M1), Buffer.alloc(M1), old.subarray(2 * M1)]),
+  },
+  {
+    name: "collapse-range",
+    command: `fsop collapse /data/collapse-range ${M1} ${M1}`,
+    expect: (old) => Buffer.concat([old.subarray(0, M1), old.subarray(2 * M1)]),
+  },
+  {
+    name: "direct-write",
+    command: `fsop dwrite /data/direct-write ${M1} ${M1} ${0x7a}`,
+    expect: (old) => Buffer.concat([old.subarray(0, M1), Buffer.alloc(M1, 0x7a), old.subarray(2 * M1)]),
+  },
+];
+
+/** The read-back of one file after the change: did it hold what it should, and did it ask cleancache. */
+export interface CoherenceReadBack {
+  name: string;
+  newContent: boolean;
+  cleancacheGets: number;
+  cleancacheHits: number;
+}
+
+/**
+ * The coherence verdict (pure). Before the change: every page of every file was put (puts went up
+ * by at least `pages`, none refused) and the host held them. After it: each changed file reads back
+ * its new content and its read-back asked cleancache (else the path proves nothing), and the
+ * unchanged file came back from cleancache (hits), which shows the old pages really were there.
+ */
+export function coherenceProblems(opts: {
+  pages: number;
+  putsBefore: number;
+  putsFailedBefore: number;
+  hostPagesBefore: number;
+  readBacks: CoherenceReadBack[];
+  unchanged: CoherenceReadBack;
+}): string[] {
+  const problems: string[] = [];
+  if (opts.putsBefore < opts.pages) problems.push(`only ${opts.putsBefore} cleancache puts for the ${opts.pages} pages of the files before the change`);
+  if (opts.putsFailedBefore > 0) problems.push(`${opts.putsFailedBefore} of those puts were refused: not every old page was in tmem`);
+  if (opts.hostPagesBefore < opts.pages) problems.push(`the host held ${opts.hostPagesBefore} ephemeral pages, fewer than the files' ${opts.pages}`);
+  const stale = opts.readBacks.filter((r) => !r.newContent).map((r) => r.name);
+  if (stale.length > 0) problems.push(`stale data read back after: ${stale.join(", ")}`);
+  const unasked = opts.readBacks.filter((r) => !(r.cleancacheGets > 0)).map((r) => r.name);
+  if (unasked.length > 0) problems.push(`the read-back never asked cleancache (the check proves nothing) after: ${unasked.join(", ")}`);
+  if (!opts.unchanged.newContent) problems.push("the unchanged file read back changed");
+  if (!(opts.unchanged.cleancacheHits > 0)) problems.push("the unchanged file got no cleancache hits: the old pages were not in tmem");
+  return problems;
+}
+
 async function coherenceCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds">> {
   const dir = mkdtempSync(join(tmpdir(), "tmemu-coh-"));
+  const names = [...COHERENCE_PATHS.map((p) => p.name), "unchanged"];
+  const old = new Map(names.map((n) => [n, seededBytes(7, n, COHERENCE_FILE)]));
   try {
-    writeFileSync(join(dir, "a"), Buffer.alloc(8 * MIB, 0x61));
-    writeFileSync(join(dir, "b"), Buffer.alloc(8 * MIB, 0x62));
+    for (const [n, data] of old) writeFileSync(join(dir, n), data);
     const store = new TmemStore({ budgetMib: 64 });
     const tg = await bootTmemGuest({ images: ctx.images, name: "coherence", memoryMib: ctx.memoryMib, store, dataDisk: makeDataDisk({ fromDir: dir, sizeMib: 64 }) });
     try {
       const g = tg.guest;
       const drop = "sync; echo 3 > /proc/sys/vm/drop_caches";
-      // Read both files into the page cache, then drop it: their pages go to cleancache.
-      await g.runChecked(`cat /data/a /data/b > /dev/null; ${drop}`);
-      const before = await guestTmemStats(g);
-      // Overwrite a in place with new bytes, and truncate b to 1 MiB then extend it to 8 MiB.
-      await g.runChecked(`dd if=/dev/zero bs=1M count=8 2>/dev/null | tr '\\000' 'z' | dd of=/data/a bs=1M conv=notrunc 2>/dev/null; ${drop}`);
-      await g.runChecked(`dd if=/data/b of=/tmp/b1 bs=1M count=1 2>/dev/null; dd if=/tmp/b1 of=/data/b bs=1M 2>/dev/null; dd if=/dev/zero of=/data/b bs=1M seek=8 count=0 2>/dev/null; ${drop}`);
-      const a = (await g.runChecked("md5sum < /data/a")).split(" ")[0];
-      const b = (await g.runChecked("md5sum < /data/b")).split(" ")[0];
-      const agree = await agreeingCounters(g, store, tg.device!.clientId);
-      const after = agree.guest;
-      const wantA = createHash("md5").update(Buffer.alloc(8 * MIB, 0x7a)).digest("hex");
-      const wantB = createHash("md5").update(Buffer.concat([Buffer.alloc(MIB, 0x62), Buffer.alloc(7 * MIB, 0)])).digest("hex");
-      const numbers = {
-        overwrittenReadsBack: a === wantA ? "new content" : "STALE",
-        truncatedReadsBack: b === wantB ? "new content" : "STALE",
-        cleancachePutsBeforeWrite: before?.cleancache_puts ?? -1,
-        cleancacheHits: after?.cleancache_hits ?? -1,
-        invalidates: after ? after.cleancache_invalidates + after.cleancache_inode_invalidates : -1,
+      const stats = async (): Promise<TmemGuestStats> => {
+        const st = await guestTmemStats(g);
+        if (!st) throw new Error("the guest has no tmem frontend (no /sys/kernel/debug/tmem)");
+        return st;
       };
-      const problems: string[] = [];
-      if (!before || !(before.cleancache_puts > 0)) problems.push("no pages went to cleancache before the write");
-      if (a !== wantA) problems.push("the overwritten file read back stale data");
-      if (b !== wantB) problems.push("the truncated file read back stale data");
-      problems.push(...agree.problems);
+      // Read every file into the page cache, then drop it: their pages go to cleancache.
+      const s0 = await stats();
+      await g.runChecked(`cat ${names.map((n) => `/data/${n}`).join(" ")} > /dev/null; ${drop}`);
+      const s1 = await stats();
+      const hostBefore = store.clientMetrics(tg.device!.clientId);
+      // Change each file while none of its pages is in the page cache; drop what the changes cached.
+      for (const p of COHERENCE_PATHS) await g.runChecked(p.command, { timeoutMs: 600_000 });
+      await g.runChecked(drop);
+      const readBack = async (name: string, want: Buffer): Promise<CoherenceReadBack> => {
+        const before = await stats();
+        const sum = (await g.runChecked(`md5sum < /data/${name}`)).split(" ")[0];
+        const after = await stats();
+        return {
+          name,
+          newContent: sum === createHash("md5").update(want).digest("hex"),
+          cleancacheGets: after.cleancache_gets - before.cleancache_gets,
+          cleancacheHits: after.cleancache_hits - before.cleancache_hits,
+        };
+      };
+      const readBacks: CoherenceReadBack[] = [];
+      for (const p of COHERENCE_PATHS) readBacks.push(await readBack(p.name, p.expect(old.get(p.name)!)));
+      const unchanged = await readBack("unchanged", old.get("unchanged")!);
+      const agree = await agreeingCounters(g, store, tg.device!.clientId);
+      const pages = (names.length * COHERENCE_FILE) / PAGE;
+      const numbers: Record<string, number | string> = {
+        filePages: pages,
+        cleancachePutsBeforeChange: s1.cleancache_puts - s0.cleancache_puts,
+        cleancachePutsRefusedBeforeChange: s1.cleancache_puts_failed - s0.cleancache_puts_failed,
+        hostEphemeralPagesBeforeChange: hostBefore.pagesEphemeral,
+      };
+      for (const r of [...readBacks, unchanged]) numbers[r.name] = `${r.newContent ? "new content" : "STALE"}, gets ${r.cleancacheGets}, hits ${r.cleancacheHits}`;
+      Object.assign(numbers, tmemErrorNumbers(agree.host, agree.guest));
+      const problems = coherenceProblems({
+        pages,
+        putsBefore: s1.cleancache_puts - s0.cleancache_puts,
+        putsFailedBefore: s1.cleancache_puts_failed - s0.cleancache_puts_failed,
+        hostPagesBefore: hostBefore.pagesEphemeral,
+        readBacks,
+        unchanged,
+      });
+      problems.push(...agree.problems, ...deviceErrorProblems(tg, agree.host, agree.guest));
       return { pass: problems.length === 0, reason: problems.join("; "), numbers };
     } finally {
       await tg.dispose();
@@ -286,7 +472,7 @@ const CHECKS: Record<CheckName, { title: string; run: (ctx: Ctx) => Promise<Omit
   swap: { title: "swap integrity (frontswap, ample store)", run: (ctx) => swapCheck(ctx, 4 * ctx.memoryMib, false) },
   "swap-store-full": { title: "swap integrity, store nearly full (refused stores go to disk)", run: (ctx) => swapCheck(ctx, 4, true) },
   cleancache: { title: "cleancache: second read from tmem, not disk", run: cleancacheCheck },
-  coherence: { title: "cleancache coherence: overwrite and truncate", run: coherenceCheck },
+  coherence: { title: "cleancache coherence: overwrite, truncate, punch, collapse, direct write", run: coherenceCheck },
   inert: { title: "inert: no tmem device, same kernel, same workloads", run: inertCheck },
 };
 

@@ -41,7 +41,25 @@ import {
   TMEM_PUT_PAGE,
 } from "./abi.ts";
 import { checkGuestFrame, type GuestMemory } from "../guest-memory.ts";
+import { TmemuError } from "../user-errors.ts";
 import type { TmemStore } from "./store.ts";
+
+/**
+ * Test-only fault injection, so that tests can show `tmemu validate` failing on a host bug:
+ * TMEMU_INJECT_FAULT=store-put, read when a handler is created, makes one TMEM_PUT_PAGE in every
+ * INJECTED_PUT_FAULT_EVERY (the 1st, the 17th, ...) throw inside the handler after the put is
+ * counted, as a bug in the store's put path would. The handler then does what it does for any
+ * host bug: answers TMEM_EINVAL and counts an internal error. Unset (or empty): no fault.
+ */
+export const INJECT_FAULT_ENV = "TMEMU_INJECT_FAULT";
+export const INJECTED_PUT_FAULT_EVERY = 16;
+
+function injectedPutFault(): boolean {
+  const v = process.env[INJECT_FAULT_ENV];
+  if (v === undefined || v === "") return false;
+  if (v === "store-put") return true;
+  throw new TmemuError("USAGE", `${INJECT_FAULT_ENV}=${v} is not a fault tmemu can inject`, `use ${INJECT_FAULT_ENV}=store-put, or unset it`);
+}
 
 /**
  * The guest's registers at the trap. Reads give the values as the CPU holds them (u32; a signed
@@ -71,6 +89,8 @@ export function encodeEax(op: number, pool = 0, arg = 0): number {
 export class TmemHypercallHandler {
   private accepted = false;
   private lastError: unknown = undefined;
+  private readonly injectPutFault = injectedPutFault();
+  private putsSeen = 0;
 
   constructor(
     private readonly store: TmemStore,
@@ -127,6 +147,10 @@ export class TmemHypercallHandler {
         if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
         const pfn = regs.edi >>> 0;
         if (!checkGuestFrame(pfn, this.memory.sizeBytes)) return this.refuse(op, TMEM_EFAULT);
+        if (this.injectPutFault && this.putsSeen++ % INJECTED_PUT_FAULT_EVERY === 0) {
+          store.clientCounters(id)?.countOp(op);
+          throw new Error(`injected fault in the store's put path (${INJECT_FAULT_ENV}=store-put)`);
+        }
         return store.putPage(id, pool, regs.ebx, regs.ecx, regs.esi, this.memory, pfn);
       }
       case TMEM_GET_PAGE: {
