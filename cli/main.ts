@@ -39,68 +39,72 @@ export function buildProgram(): Command {
       .option("--json", "print what was built or found as JSON")
       .option("--patches <dir>", "kernel patch series to apply (default: patches/)"),
   ).action(async (flags) => {
-      process.exitCode = await imagesCommand(flags);
-    });
+    process.exitCode = await imagesCommand(flags);
+  });
 
-  addVersionOptions(program.command("boot"))
-    .description("boot one guest; run --cmd in it and exit with its exit code, or open its console")
-    .addOption(memoryMibOption("guest RAM in MiB"))
-    .option("--files <dir>", "put this folder's content on the guest's data disk, mounted at /data (on PATH)")
-    .option("--cmd <command>", "shell command to run in the guest (busybox sh)")
-    .addOption(new Option("--timeout-s <s>", "limit for boot and for the command").default(600).argParser(intOption("--timeout-s", 1, 86400)))
-    .addOption(new Option("--swap-mib <n>", "size of the guest's swap disk, 0 for none").default(64).argParser(intOption("--swap-mib", 0, 4096)))
-    .option("--kernel-args <args>", "extra kernel command line arguments")
-    .option("--console", "echo the guest's serial console (boot log) to stderr")
-    .option("--stats", "print boot time, command time and disk sectors to stderr")
-    .action(async (flags) => {
-      process.exitCode = await bootCommand(flags);
-    });
+  addVersionOptions(
+    program.command("boot")
+      .description("boot one guest; run --cmd in it and exit with its exit code, or open its console")
+      .addOption(memoryMibOption("guest RAM in MiB"))
+      .option("--files <dir>", "put this folder's content on the guest's data disk, mounted at /data (on PATH)")
+      .option("--cmd <command>", "shell command to run in the guest (busybox sh)")
+      .addOption(new Option("--timeout-s <s>", "limit for boot and for the command").default(600).argParser(intOption("--timeout-s", 1, 86400)))
+      .addOption(new Option("--swap-mib <n>", "size of the guest's swap disk, 0 for none").default(64).argParser(intOption("--swap-mib", 0, 4096)))
+      .option("--kernel-args <args>", "extra kernel command line arguments")
+      .option("--console", "echo the guest's serial console (boot log) to stderr")
+      .option("--stats", "print boot time, command time and disk sectors to stderr")
+  ).action(async (flags) => {
+    process.exitCode = await bootCommand(flags);
+  });
 
-  addVersionOptions(program.command("run", { isDefault: false }))
-    .description("several guests, one tmem store, one memory budget: run a workload under a memory policy")
-    .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
-    .addOption(memoryMibOption("RAM of each guest, MiB"))
-    .addOption(new Option("--budget-mib <n>", "memory for everything: guest RAM not ballooned out + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
-    .addOption(new Option("--policy <name>", "memory policy").choices([...MEMORY_POLICY_NAMES]).default("selfballoon"))
-    .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]))
-    .option("--cmd <command>", "run this shell command in every guest instead of a workload")
-    .option("--files <dir>", "with --cmd: this folder on every guest's data disk (read-only, /data)")
-    .addOption(new Option("--duration-s <s>", "stop after this long").argParser(intOption("--duration-s", 1, 86400)))
-    .addOption(new Option("--seed <n>", "workload seed").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
-    .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
-    .option("--no-tmem", "boot the guests without the tmem device")
-    .option("--kernel-args <args>", "extra kernel command line arguments for every guest")
-    .option("--json <file>", "write the summary as JSON")
-    .action(async (flags) => {
-      process.exitCode = await runCommand(flags);
-    });
+  addVersionOptions(
+    program.command("run", { isDefault: false })
+      .description("several guests, one tmem store, one memory budget: run a workload under a memory policy")
+      .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
+      .addOption(memoryMibOption("RAM of each guest, MiB"))
+      .addOption(new Option("--budget-mib <n>", "memory for everything: guest RAM not ballooned out + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
+      .addOption(new Option("--policy <name>", "memory policy").choices([...MEMORY_POLICY_NAMES]).default("selfballoon"))
+      .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]))
+      .option("--cmd <command>", "run this shell command in every guest instead of a workload")
+      .option("--files <dir>", "with --cmd: this folder on every guest's data disk (read-only, /data)")
+      .addOption(new Option("--duration-s <s>", "stop after this long").argParser(intOption("--duration-s", 1, 86400)))
+      .addOption(new Option("--seed <n>", "workload seed").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
+      .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
+      .option("--no-tmem", "boot the guests without the tmem device")
+      .option("--kernel-args <args>", "extra kernel command line arguments for every guest")
+      .option("--json <file>", "write the summary as JSON")
+  ).action(async (flags) => {
+    process.exitCode = await runCommand(flags);
+  });
 
-  addVersionOptions(program.command("bench"))
-    .description("the same workload with the same total memory under disk, zswap, tmem (and tmem+selfballoon), K times each: medians, targets, chart")
-    .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]).makeOptionMandatory())
-    .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
-    .addOption(memoryMibOption("RAM of each guest, MiB"))
-    .addOption(new Option("--budget-mib <n>", "total memory of every configuration: guest RAM + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
-    .addOption(new Option("--repeat <k>", "runs of each configuration").default(3).argParser(intOption("--repeat", 1, 100)))
-    .addOption(new Option("--seed <n>", "workload seed, the same for every run").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
-    .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
-    .addOption(new Option("--disk-latency-us <us>", "latency per disk request of the model that estimates time saved (a model, reported apart)").default(100).argParser(intOption("--disk-latency-us", 0, 10_000_000)))
-    .addOption(new Option("--configs <names...>", "run only these configurations").choices([...BENCH_CONFIG_NAMES]))
-    .option("--json <file>", "write the results as JSON")
-    .option("--out <dir>", "write bench-<workload>.json, .svg (and .png) into this folder")
-    .action(async (flags) => {
-      process.exitCode = await benchCommand(flags);
-    });
+  addVersionOptions(
+    program.command("bench")
+      .description("the same workload with the same total memory under disk, zswap, tmem (and tmem+selfballoon), K times each: medians, targets, chart")
+      .addOption(new Option("--workload <name>", "built-in workload").choices([...WORKLOAD_NAMES]).makeOptionMandatory())
+      .addOption(new Option("--guests <n>", "number of guests").default(3).argParser(intOption("--guests", 1, 16)))
+      .addOption(memoryMibOption("RAM of each guest, MiB"))
+      .addOption(new Option("--budget-mib <n>", "total memory of every configuration: guest RAM + the store (default 1.5 x guests x RAM)").argParser(intOption("--budget-mib", 1, 65536)))
+      .addOption(new Option("--repeat <k>", "runs of each configuration").default(3).argParser(intOption("--repeat", 1, 100)))
+      .addOption(new Option("--seed <n>", "workload seed, the same for every run").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
+      .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
+      .addOption(new Option("--disk-latency-us <us>", "latency per disk request of the model that estimates time saved (a model, reported apart)").default(100).argParser(intOption("--disk-latency-us", 0, 10_000_000)))
+      .addOption(new Option("--configs <names...>", "run only these configurations").choices([...BENCH_CONFIG_NAMES]))
+      .option("--json <file>", "write the results as JSON")
+      .option("--out <dir>", "write bench-<workload>.json, .svg (and .png) into this folder")
+  ).action(async (flags) => {
+    process.exitCode = await benchCommand(flags);
+  });
 
-  addVersionOptions(program.command("validate"))
-    .description("apply a kernel patch series, build, boot real guests and run the end-to-end tmem checks")
-    .option("--patches <dir>", "the patch series to validate (default: patches/)")
-    .addOption(memoryMibOption("guest RAM in MiB"))
-    .addOption(new Option("--only <checks...>", "run only these checks").choices([...CHECK_NAMES]))
-    .option("--json <file>", "also write the report as JSON")
-    .action(async (flags) => {
-      process.exitCode = await validateCommand(flags);
-    });
+  addVersionOptions(
+    program.command("validate")
+      .description("apply a kernel patch series, build, boot real guests and run the end-to-end tmem checks")
+      .option("--patches <dir>", "the patch series to validate (default: patches/)")
+      .addOption(memoryMibOption("guest RAM in MiB"))
+      .addOption(new Option("--only <checks...>", "run only these checks").choices([...CHECK_NAMES]))
+      .option("--json <file>", "also write the report as JSON")
+  ).action(async (flags) => {
+    process.exitCode = await validateCommand(flags);
+  });
 
   return program;
 }
