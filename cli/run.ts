@@ -30,6 +30,7 @@ import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
 import { judgeWorkload, planWorkload, REASON_INTERRUPTED, REASON_NOT_STARTED, REASON_UNFINISHED, type WorkloadEnd, type WorkloadPlan } from "../workloads/builtin.ts";
+import { TimelineRecorder, type PolicyEvent, type RunTimeline, type TimelineSample } from "./ui/timeline.ts";
 import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest } from "./tmem-guest.ts";
 
 const PAGES_PER_MIB = 256;
@@ -58,6 +59,12 @@ export interface RunOptions {
   images?: GuestImages;
   /** MemTotal of a guest of memoryMib, MiB, when already known (bench probes once, apart); else a probe guest is booted. */
   guestRamMib?: number;
+  /** Called once per tick with every guest and the store, and the policy's changes of that tick (live page, cli/ui/). */
+  onSample?: (sample: TimelineSample, events: PolicyEvent[]) => void;
+  /** Called with every guest's console output as it arrives, from boot on. */
+  onConsole?: (guest: string, text: string) => void;
+  /** Called once the guests are up, with a way to type into each one's serial console. */
+  onGuests?: (guests: { name: string; sendInput(text: string): void }[]) => void;
 }
 
 /** The store's counters for one client: deltas over the window, except the two page levels. */
@@ -122,6 +129,8 @@ export interface RunSummary {
   window: MeasurementWindow;
   /** Host work done before the run proper (null: none in this run). */
   setup: RunSetup | null;
+  /** Every guest and the store once per tick over the window, and the policy's decisions (cli/ui/timeline.ts). */
+  timeline?: RunTimeline;
   totals: {
     dataSectorsRead: number;
     swapSectorsRead: number;
@@ -234,6 +243,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
           kernelArgs: [...(dataDisk ? ["tmemu.data=ro"] : []), ...(opts.kernelArgs ?? [])],
           bootTimeoutMs: 300_000,
           onDevice: (device) => store.authorizeShared(device.clientId, uuid),
+          ...(opts.onConsole ? { onConsole: (text: string) => opts.onConsole?.(g.name, text) } : {}),
         }),
       ),
     );
@@ -246,6 +256,12 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const before = await Promise.all(booted.map(async (tg) => ({ vm: await guestVmstat(tg.guest), gs: await guestTmemStats(tg.guest), oom: await oomKills(tg.guest) })));
     const atStart = booted.map((tg) => windowCounters(tg, store));
     const consoleAtStart = booted.map((tg) => tg.guest.consoleOffset);
+    const recorder = new TimelineRecorder(
+      booted.map((tg) => ({ name: tg.guest.name, disks: tg.guest.disks, clientId: tg.device?.clientId })),
+      host,
+      store,
+    );
+    opts.onGuests?.(booted.map((tg) => ({ name: tg.guest.name, sendInput: (text: string) => tg.guest.sendInput(text) })));
     const started = Date.now();
     const balloonMax = new Map<string, number>();
     const timeoutS = (opts.durationS ?? 3600) + 600;
@@ -299,7 +315,10 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     let lastTable = 0;
     while (!finished && !stopKind) {
       const tick = Date.now();
-      await host.tick((tick - started) / 1000);
+      const decision = await host.tick((tick - started) / 1000);
+      const events = recorder.decided((tick - started) / 1000, decision);
+      const sample = recorder.sample((Date.now() - started) / 1000);
+      opts.onSample?.(sample, events);
       for (const s of host.snapshot()) balloonMax.set(s.name, Math.max(balloonMax.get(s.name) ?? 0, s.balloonPages));
       if (opts.onTable && tick - lastTable >= 2000) {
         lastTable = tick;
@@ -311,6 +330,8 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const ended = Date.now();
     const stopped: RunStop = finished ? "finished" : (stopKind ?? "interrupted");
     const atEnd = booted.map((tg) => windowCounters(tg, store));
+    const lastSample = recorder.sample((ended - started) / 1000);
+    opts.onSample?.(lastSample, []);
 
     const guests: GuestSummary[] = [];
     for (let i = 0; i < booted.length; i++) {
@@ -397,6 +418,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       reasons: guests.flatMap((g) => g.reasons.map((r) => `${g.name}: ${r}`)),
       window: { from: "workload start", to: finished ? "all workloads finished" : "stop", seconds: (ended - started) / 1000, counters: WINDOW_COUNTERS, levels: WINDOW_LEVELS },
       setup,
+      timeline: recorder.toJson(),
       totals: {
         dataSectorsRead: sum((g) => g.dataSectorsRead),
         swapSectorsRead: sum((g) => g.swapSectorsRead),
