@@ -80,7 +80,7 @@ export function benchChartSvg(doc: BenchDocument): string {
   // legend
   let lx = LEFT;
   for (const r of runs) {
-    const label = `${r.config} (${r.repeat} runs)`;
+    const label = `${r.config} (${r.repeat} runs${r.invalidRuns ? `, ${r.invalidRuns} invalid left out` : ""})`;
     parts.push(
       `<rect class="legend" x="${lx}" y="56" width="12" height="12" fill="${CONFIG_COLOURS[r.config]}"/>`,
       `<text class="legend-label" x="${lx + 16}" y="66" font-size="12">${escapeXml(label)}</text>`,
@@ -138,7 +138,7 @@ export function benchChartSvg(doc: BenchDocument): string {
 
   parts.push(
     `<text class="footnote" x="${LEFT}" y="${height - 30}" font-size="10" fill="#444444">${escapeXml(
-      "Bars: median over the repeats, whiskers: min to max; counts are summed over the guests; n/a: not measured (no tmem device).",
+      "Bars: median over the valid repeats, whiskers: min to max; counts are summed over the guests; n/a: not measured (no tmem device, or no valid run).",
     )}</text>`,
     `<text class="footnote" x="${LEFT}" y="${height - 16}" font-size="10" fill="#444444">${escapeXml(
       "Each group is scaled to its own largest value; the numbers on the bars are absolute. Measured, not modelled.",

@@ -1,18 +1,18 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { planBenchConfigs, type BenchConfigName } from "../../cli/bench.ts";
+import { planBenchConfigs, type BenchConfigName, type RunFailure } from "../../cli/bench.ts";
 import { BENCH_METRICS, buildBenchDocument, type RepeatMetrics, type RepeatSample } from "../../cli/bench-report.ts";
 import { CHART_GROUPS, benchChartSvg, compactNumber, escapeXml, renderPng } from "../../cli/chart.ts";
 
 const MEMORY = { guests: 2, memoryMib: 128, budgetMib: 384 };
 
-function sample(repeat: number, over: Partial<RepeatMetrics>): RepeatSample {
+function sample(repeat: number, over: Partial<RepeatMetrics>, extra: Partial<RepeatSample> = {}): RepeatSample {
   const metrics = {} as RepeatMetrics;
   for (const { key } of BENCH_METRICS) metrics[key] = 0;
-  return { repeat, metrics: { ...metrics, tmemGetHits: null, ...over }, mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0, valid: true, reasons: [] };
+  return { repeat, metrics: { ...metrics, tmemGetHits: null, ...over }, mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0, valid: true, reasons: [], ...extra };
 }
 
-function doc(samples: Record<BenchConfigName, RepeatSample[]>, commandLine = "tmemu bench --workload refault --guests 2") {
+function doc(samples: Record<BenchConfigName, RepeatSample[]>, commandLine = "tmemu bench --workload refault --guests 2", failures: RunFailure[] = []) {
   return buildBenchDocument({
     workload: "refault",
     commandLine,
@@ -22,7 +22,7 @@ function doc(samples: Record<BenchConfigName, RepeatSample[]>, commandLine = "tm
     diskLatencyUs: 100,
     configs: planBenchConfigs(MEMORY),
     samples: new Map(Object.entries(samples) as [BenchConfigName, RepeatSample[]][]),
-    failures: [],
+    failures,
     interrupted: false,
     wallSeconds: 100,
     zswapMaxPoolPercent: 50,
@@ -91,6 +91,10 @@ describe("benchChartSvg", () => {
   });
   it("has a legend with every configuration and a title with the workload and the command line", () => {
     for (const c of ["disk", "zswap", "tmem", "tmem+selfballoon"]) expect(SVG).toContain(`>${c} (2 runs)</text>`);
+    const failed = doc({ disk: [sample(1, {}), sample(2, {}, { valid: false, reasons: ["g0: OOM-killed (1 kill)"] })], zswap: [], tmem: [], "tmem+selfballoon": [] }, "x", [
+      { config: "disk", repeat: 2, message: "not valid: g0: OOM-killed (1 kill)", reasons: ["g0: OOM-killed (1 kill)"] },
+    ]);
+    expect(benchChartSvg(failed)).toContain(">disk (1 runs, 1 invalid left out)</text>");
     expect(SVG.match(/<rect class="legend"/g)).toHaveLength(4);
     expect(SVG).toContain("tmemu bench: workload refault, 2 guests x 128 MiB");
     expect(SVG).toContain(">tmemu bench --workload refault --guests 2</text>");
