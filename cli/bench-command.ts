@@ -14,8 +14,9 @@ import { measureMemTotalMib, runGuests } from "./run.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { checkOutputDirFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
+import { checkUiFlags, LiveUi, type UiFlags } from "./ui/live.ts";
 
-export interface BenchFlags extends VersionFlags {
+export interface BenchFlags extends VersionFlags, UiFlags {
   workload: WorkloadName;
   guests: number;
   memoryMib: number;
@@ -58,7 +59,9 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
   planBenchConfigs({ guests: flags.guests, memoryMib: flags.memoryMib, budgetMib: flags.budgetMib ?? defaultBudgetMib(flags.guests, flags.memoryMib) }, flags.configs);
   if (flags.json) checkOutputFileFlag("--json", flags.json);
   if (flags.out) checkOutputDirFlag("--out", flags.out);
+  checkUiFlags(flags);
   const versions = versionChoice(flags);
+  const ui = await LiveUi.start(flags, "bench", commandLine(argv), (line) => process.stderr.write(`${line}\n`));
   const controller = new AbortController();
   const onSigint = () => {
     process.stderr.write("\n[tmemu bench] stopping (Ctrl-C) after cleaning up the current run; the results so far follow\n");
@@ -83,10 +86,22 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
         commandLine: commandLine(argv),
         signal: controller.signal,
         log: (line) => process.stderr.write(`  ${line}\n`),
-        progress: (line) => process.stderr.write(`${line}\n`),
+        progress: (line) => {
+          process.stderr.write(`${line}\n`);
+          ui?.benchProgress(line);
+        },
       },
-      { run: (options) => runGuests({ ...options, images }), probe: (memoryMib) => measureMemTotalMib(images, memoryMib) },
+      {
+        run: async (options) => {
+          const summary = await runGuests({ ...options, images, ...ui?.runHooks(options) });
+          ui?.runEnded(summary);
+          return summary;
+        },
+        probe: (memoryMib) => measureMemTotalMib(images, memoryMib) },
     );
+  } catch (err) {
+    await ui?.close();
+    throw err;
   } finally {
     process.off("SIGINT", onSigint);
   }
@@ -101,6 +116,10 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
   if (dataWrong) process.stderr.write("tmemu: data came back wrong in a guest (see mismatches / corrupt file sets above)\n");
   const invalid = doc.runs.filter((r) => r.invalidRuns > 0);
   if (invalid.length) process.stderr.write(`tmemu bench: invalid runs (left out of the numbers): ${invalid.map((r) => invalidRunsText(r)).join(" | ")}\n`);
+  if (ui) {
+    ui.benchEnded(doc);
+    await ui.hold();
+  }
   return benchExitCode(doc);
 }
 

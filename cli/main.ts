@@ -7,6 +7,8 @@ import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
 import { addVersionOptions, intOption, memoryMibOption } from "./options.ts";
 import { runCommand } from "./run-command.ts";
+import { reportCommand } from "./report-command.ts";
+import { parseUiPort, UI_CONSOLE_MODES } from "./ui/live.ts";
 import { MEMORY_POLICY_NAMES } from "../hypervisor/scheduler/policy.ts";
 import { WORKLOAD_NAMES } from "../workloads/builtin.ts";
 import { CHECK_NAMES } from "./validate.ts";
@@ -73,6 +75,8 @@ export function buildProgram(): Command {
       .option("--no-tmem", "boot the guests without the tmem device")
       .option("--kernel-args <args>", "extra kernel command line arguments for every guest")
       .option("--json <file>", "write the summary as JSON")
+      .addOption(new Option("--ui [port]", "live dashboard on http://127.0.0.1:PORT (a free port if none; the URL with its token is printed); stays up after the run until Ctrl-C").argParser(parseUiPort))
+      .addOption(new Option("--ui-console <mode>", "with --ui: the guests' consoles read-only or typing allowed").choices([...UI_CONSOLE_MODES]))
   ).action(async (flags) => {
     process.exitCode = await runCommand(flags);
   });
@@ -91,9 +95,20 @@ export function buildProgram(): Command {
       .addOption(new Option("--configs <names...>", "run only these configurations").choices([...BENCH_CONFIG_NAMES]))
       .option("--json <file>", "write the results as JSON")
       .option("--out <dir>", "write bench-<workload>.json, .svg (and .png) into this folder")
+      .addOption(new Option("--ui [port]", "live dashboard on http://127.0.0.1:PORT (a free port if none; the URL with its token is printed); stays up after the bench until Ctrl-C").argParser(parseUiPort))
+      .addOption(new Option("--ui-console <mode>", "with --ui: the guests' consoles read-only or typing allowed").choices([...UI_CONSOLE_MODES]))
   ).action(async (flags) => {
     process.exitCode = await benchCommand(flags);
   });
+
+  program
+    .command("report")
+    .description("the dashboard page, static, from a run or bench JSON: one self-contained HTML file (DIR/index.html) that opens from disk with no network")
+    .argument("<file>", "a run JSON (tmemu run --json) or a bench JSON (tmemu bench --json)")
+    .option("--out <dir>", "folder to write index.html into (default: FILE without .json, plus -report)")
+    .action(async (file: string, flags) => {
+      process.exitCode = await reportCommand(file, flags);
+    });
 
   addVersionOptions(
     program.command("validate")

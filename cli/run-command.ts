@@ -3,10 +3,12 @@ import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
+import { commandLine } from "./bench-command.ts";
 import { checkFolderFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
 import { failedGuests, formatSummary, runExitCode, runGuests, writeSummaryJson } from "./run.ts";
+import { checkUiFlags, LiveUi, type UiFlags } from "./ui/live.ts";
 
-export interface RunFlags extends VersionFlags {
+export interface RunFlags extends VersionFlags, UiFlags {
   guests: number;
   memoryMib: number;
   budgetMib?: number;
@@ -34,8 +36,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     const guests = Array.from({ length: flags.guests }, (_, i) => ({ name: `g${i}`, ramMib: flags.memoryMib }));
     createMemoryPolicy(flags.policy).maxStoreBudgetFrames(flags.budgetMib, guests);
   }
+  checkUiFlags(flags);
   const versions = versionChoice(flags);
   const workload = flags.cmd === undefined ? (flags.workload ?? "refault") : undefined;
+  const ui = await LiveUi.start(flags, "run", commandLine(process.argv.slice(2)), (line) => process.stderr.write(`${line}\n`));
   const controller = new AbortController();
   const onSigint = () => {
     process.stderr.write("\n[tmemu] stopping (Ctrl-C); the summary follows\n");
@@ -70,17 +74,22 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         }
       },
       signal: controller.signal,
+      ...ui?.runHooks({ guests: flags.guests, memoryMib: flags.memoryMib, ...(flags.budgetMib !== undefined ? { budgetMib: flags.budgetMib } : {}), policy: flags.policy, ...(workload ? { workload } : {}) }),
     });
     process.stdout.write(formatSummary(summary));
     if (flags.json) writeSummaryJson(flags.json, summary);
+    ui?.runEnded(summary, flags.json);
     const failed = failedGuests(summary);
     for (const g of failed) process.stderr.write(`tmemu: ${g.name}: workload not valid: ${g.reasons.join("; ")}\n`);
     const unfinished = summary.guests.filter((g) => g.status === "unfinished");
     if (summary.stopped === "duration" && unfinished.length) {
       process.stderr.write(`[tmemu] stopped at --duration-s ${flags.durationS ?? ""}: ${unfinished.map((g) => g.name).join(", ")} unfinished (a planned stop, not a failure)\n`);
     }
+    process.off("SIGINT", onSigint);
+    await ui?.hold();
     return runExitCode(summary);
   } finally {
     process.off("SIGINT", onSigint);
+    await ui?.close();
   }
 }
