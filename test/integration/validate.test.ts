@@ -1,10 +1,12 @@
 /**
  * The kernel frontends end to end: what `tmemu validate` runs (swap integrity with an ample and a
- * nearly full store, cleancache against a guest without it, coherence after overwrite and
- * truncate, and the inert kernel without a device), in real guests with our patch series.
+ * nearly full store, cleancache against a guest without it, coherence after overwrite, truncate,
+ * punch, collapse and direct writes, and the inert kernel without a device), in real guests with
+ * our patch series; and that it fails when the host has a bug.
  */
 import { describe, expect, it } from "vitest";
 import { formatReport, validate } from "../../cli/validate.ts";
+import { INJECT_FAULT_ENV } from "../../hypervisor/tmem/hypercall.ts";
 
 describe("tmemu validate (our patch series)", () => {
   it("passes every end-to-end check, with the numbers to show for it", { timeout: 3_600_000 }, async () => {
@@ -16,5 +18,27 @@ describe("tmemu validate (our patch series)", () => {
     expect(byName["swap"]?.["mismatches"]).toBe(0);
     expect(byName["swap-store-full"]?.["mismatches"]).toBe(0);
     expect(byName["inert"]?.["mismatches"]).toBe(0);
+  });
+
+  it("fails the swap check when the host's put path throws (TMEMU_INJECT_FAULT=store-put)", { timeout: 1_800_000 }, async () => {
+    process.env[INJECT_FAULT_ENV] = "store-put";
+    try {
+      const report = await validate({ memoryMib: 128, only: ["swap"], log: (l) => process.stderr.write(`${l}\n`) });
+      process.stderr.write(formatReport(report));
+      const swap = report.results[0]!;
+      const internal = swap.numbers["hostInternalErrors"];
+      expect(internal).toBeGreaterThan(0);
+      expect(swap.numbers["guestHypercallErrors"]).toBe(internal);
+      // Only the new checks fail it: the data survived (failed stores went to the swap disk) and
+      // every counter agrees, which is what a swap check that ignored errors saw as a PASS.
+      expect(swap.numbers["mismatches"]).toBe(0);
+      expect(swap).toMatchObject({ pass: false });
+      expect(swap.reason.split("; ")).toEqual([
+        expect.stringMatching(/^host internal errors: \d+ \(last: injected fault in the store's put path/),
+        `guest hypercall_errors: ${internal}`,
+      ]);
+    } finally {
+      delete process.env[INJECT_FAULT_ENV];
+    }
   });
 });
