@@ -8,6 +8,7 @@ import { TmemuError } from "../../hypervisor/user-errors.ts";
 import type { BenchDocument } from "../bench-report.ts";
 import { formatBenchTable } from "../bench-report.ts";
 import { benchChartSvg } from "../chart.ts";
+import { defaultBudgetMib } from "../bench.ts";
 import { formatSummary, type RunOptions, type RunSummary } from "../run.ts";
 import { UiServer } from "./server.ts";
 import { runTitle, type Link } from "./state.ts";
@@ -60,14 +61,15 @@ export class LiveUi {
   runHooks(o: Pick<RunOptions, "guests" | "memoryMib" | "budgetMib" | "policy" | "workload">): Pick<RunOptions, "onSample" | "onConsole" | "onGuests"> {
     this.runNo++;
     const guests = Array.from({ length: o.guests }, (_, i) => `g${i}`);
+    const budgetMib = o.budgetMib ?? defaultBudgetMib(o.guests, o.memoryMib);
     this.flush();
     this.server.publish({
       type: "run-start",
       meta: {
-        title: runTitle({ guests: o.guests, memoryMib: o.memoryMib, budgetMib: o.budgetMib ?? null, policy: o.policy, workload: o.workload ?? "cmd" }),
+        title: runTitle({ guests: o.guests, memoryMib: o.memoryMib, budgetMib, policy: o.policy, workload: o.workload ?? "cmd" }),
         guests,
         memoryMib: o.memoryMib,
-        budgetMib: o.budgetMib ?? null,
+        budgetMib,
         policy: o.policy,
         workload: o.workload ?? "cmd",
       },

@@ -163,22 +163,41 @@ function makeChart(parent: HTMLElement, spec: ChartSpec, view: RunView, height: 
     scales: { x: { time: false } },
     axes: [
       { label: "seconds since the window opened", labelSize: 18, size: 36 },
-      { label: spec.yLabel, labelSize: 18, size: 56 },
+      { label: spec.yLabel, labelSize: 18, size: 62, values: (_u, ticks) => ticks.map(compact) },
     ],
     series: [
-      { label: "t (s)", value: (_u, x) => (x == null ? "-" : x.toFixed(0)) },
+      { label: "t (s)", value: (u, x, _si, idx) => (idx == null ? `${fmtValue(lastOf(u.data[0]))} (latest)` : x == null ? "-" : x.toFixed(0)) },
       ...spec.series.map((s) => ({
         label: s.label,
         stroke: s.colour,
         width: 1.5,
         ...(s.dash ? { dash: [6, 4] } : {}),
         ...(s.stepped ? { paths: uPlot.paths.stepped!({ align: 1 }) } : {}),
-        value: (_u: uPlot, x: number | null) => (x == null ? "-" : Number.isInteger(x) ? String(x) : x.toFixed(1)),
+        // Without the cursor on the chart, the legend shows the latest value.
+        value: (u: uPlot, x: number | null, si: number, idx: number | null) => fmtValue(idx == null ? lastOf(u.data[si]) : x),
       })),
     ],
   };
   const plot = new uPlot(opts, chartData(spec, view), box);
   return { spec, plot, box };
+}
+
+function lastOf(a: ArrayLike<number | null | undefined> | undefined): number | null {
+  if (!a || a.length === 0) return null;
+  return a[a.length - 1] ?? null;
+}
+
+function fmtValue(x: number | null): string {
+  return x == null ? "-" : Number.isInteger(x) ? String(x) : x.toFixed(1);
+}
+
+/** Axis ticks: 1.5k, 200k, 1.2M. */
+function compact(v: number): string {
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${+(v / 1e6).toFixed(1)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toFixed(0)}k`;
+  if (a >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
+  return String(+v.toFixed(1));
 }
 
 function chartData(spec: ChartSpec, view: RunView): uPlot.AlignedData {
