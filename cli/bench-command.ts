@@ -112,7 +112,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
     process.stderr.write(`[tmemu bench] wrote ${written.join(", ")}\n`);
     if (pngMissing) process.stderr.write(`[tmemu bench] no PNG: ${pngMissing}\n`);
   }
-  const dataWrong = doc.runs.some((r) => r.mismatches > 0 || r.filesCorrupt > 0);
+  const dataWrong = doc.runs.some((r) => (r.mismatches ?? 0) > 0 || r.filesCorrupt > 0);
   if (dataWrong) process.stderr.write("tmemu: data came back wrong in a guest (see mismatches / corrupt file sets above)\n");
   const invalid = doc.runs.filter((r) => r.invalidRuns > 0);
   if (invalid.length) process.stderr.write(`tmemu bench: invalid runs (left out of the numbers): ${invalid.map((r) => invalidRunsText(r)).join(" | ")}\n`);
@@ -125,7 +125,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
 
 /** `tmemu bench`'s exit code: 1 when any run failed or was not valid (or data came back wrong), else 130 for Ctrl-C, else 0. */
 export function benchExitCode(doc: BenchDocument): number {
-  const dataWrong = doc.runs.some((r) => r.mismatches > 0 || r.filesCorrupt > 0);
+  const dataWrong = doc.runs.some((r) => (r.mismatches ?? 0) > 0 || r.filesCorrupt > 0);
   const failed = doc.runs.some((r) => r.invalidRuns > 0);
   return dataWrong || failed ? 1 : doc.interrupted ? 130 : 0;
 }

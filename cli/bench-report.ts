@@ -122,8 +122,8 @@ export interface RepeatSample {
   /** 1-based repeat number. */
   repeat: number;
   metrics: RepeatMetrics;
-  /** memtouch mismatches over all guests (must be 0). */
-  mismatches: number;
+  /** memtouch mismatches over the guests that printed a result line (must be 0); null when none did (never 0 then). */
+  mismatches: number | null;
   /** Guests whose file set checksum came back wrong. */
   filesCorrupt: number;
   oomKills: number;
@@ -183,7 +183,7 @@ export function sampleFromSummary(s: RunSummary, repeat: number, hostCpuS: numbe
       hostCpuSeconds: hostCpuS - (s.setup?.hostCpuSeconds ?? 0),
       wallSeconds: s.seconds - (s.setup?.seconds ?? 0),
     },
-    mismatches: g.reduce((n, x) => n + (x.mismatches ?? 0), 0),
+    mismatches: g.every((x) => x.mismatches === null) ? null : g.reduce((n, x) => n + (x.mismatches ?? 0), 0),
     filesCorrupt: g.filter((x) => x.filesOk === false).length,
     oomKills: g.reduce((n, x) => n + x.oomKills, 0),
     failedGuests: g.filter((x) => !x.valid).length,
@@ -217,8 +217,8 @@ export type BenchRunJson = {
   estimatedDiskTimeS: Stat | null;
   /** MODEL: the disk configuration's median estimatedDiskTimeS minus this one's (null without disk). */
   estimatedSavedS: number | null;
-  /** Totals over the repeats: must all be 0. */
-  mismatches: number;
+  /** Totals over all the repeats, valid or not: must all be 0 (mismatches: null when no memtouch result line was printed in any). */
+  mismatches: number | null;
   filesCorrupt: number;
   oomKills: number;
   failedGuestRuns: number;
@@ -304,7 +304,7 @@ export function evaluateTarget(spec: TargetSpec, runs: readonly BenchRunJson[]):
   const value = run![spec.metric]?.median ?? null;
   const baselineValue = base![spec.metric]?.median ?? null;
   // Wrong data in any run (valid or not) of either side makes the comparison void, whatever the numbers.
-  const wrong = [run!, base!].filter((r) => r.mismatches > 0 || r.filesCorrupt > 0).map((r) => r.config);
+  const wrong = [run!, base!].filter((r) => (r.mismatches ?? 0) > 0 || r.filesCorrupt > 0).map((r) => r.config);
   if (wrong.length) {
     const reductionPct = value !== null && baselineValue ? (1 - value / baselineValue) * 100 : null;
     return { ...spec, value, baselineValue, reductionPct, status: "invalid", reason: `data came back wrong in ${wrong.join(" and ")}: the numbers do not count` };
@@ -404,7 +404,7 @@ export function buildRun(config: BenchConfig, allSamples: readonly RepeatSample[
     ...metrics,
     estimatedDiskTimeS: stat(samples.map((s) => (s.metrics.diskRequests === null ? null : estimatedDiskTimeS(s.metrics.diskRequests, diskLatencyUs)))),
     estimatedSavedS: null,
-    mismatches: total((s) => s.mismatches),
+    mismatches: allSamples.every((s) => s.mismatches === null) ? null : total((s) => s.mismatches ?? 0),
     filesCorrupt: total((s) => s.filesCorrupt),
     oomKills: total((s) => s.oomKills),
     failedGuestRuns: total((s) => s.failedGuests),
@@ -444,7 +444,7 @@ function warningsFor(input: BenchDocumentInput, runs: readonly BenchRunJson[]): 
   for (const f of input.failures) w.push(`${f.config} repeat ${f.repeat} failed: ${f.message}`);
   for (const t of evaluateTargets(input.workload, runs)) if (t.status === "not-evaluated") w.push(`target not evaluated: ${t.description}: ${t.reason ?? ""}`);
   for (const r of runs) {
-    if (r.mismatches > 0 || r.filesCorrupt > 0) {
+    if ((r.mismatches ?? 0) > 0 || r.filesCorrupt > 0) {
       w.push(`DATA CAME BACK WRONG in ${r.config}: ${r.mismatches} memtouch mismatches, ${r.filesCorrupt} corrupt file sets over ${r.repeat} repeats`);
     }
     if (r.failedGuestRuns > 0) w.push(`${r.config}: ${r.failedGuestRuns} guest workloads were not valid (see the samples' reasons)`);
@@ -547,7 +547,7 @@ export function formatBenchTable(doc: BenchDocument): string {
   rows.push(["valid runs (make the medians)", ...runs.map((r) => String(r.repeat))]);
   rows.push(["invalid runs (left out)", ...runs.map((r) => String(r.invalidRuns))]);
   for (const m of BENCH_METRICS) rows.push([m.label, ...runs.map((r) => formatStat(r[m.key], m.unit))]);
-  rows.push(["memtouch mismatches (must be 0)", ...runs.map((r) => String(r.mismatches))]);
+  rows.push(["memtouch mismatches (must be 0)", ...runs.map((r) => (r.mismatches === null ? "n/a" : String(r.mismatches)))]);
   rows.push(["corrupt file sets (must be 0)", ...runs.map((r) => String(r.filesCorrupt))]);
   out.push(...table(rows), "");
   out.push(`${MODEL_LABEL}: ${doc.diskLatencyUs} us per disk request (--disk-latency-us); aggregate disk busy time over all guests`);

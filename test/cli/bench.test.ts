@@ -10,7 +10,7 @@ import {
   type BenchOptions,
 } from "../../cli/bench.ts";
 import { benchExitCode, commandLine } from "../../cli/bench-command.ts";
-import { formatTarget } from "../../cli/bench-report.ts";
+import { formatBenchTable, formatTarget } from "../../cli/bench-report.ts";
 import type { RunOptions, RunSummary } from "../../cli/run.ts";
 import { TmemuError } from "../../hypervisor/user-errors.ts";
 import { guest, summary, tmemCounters } from "./bench-fixtures.ts";
@@ -199,6 +199,11 @@ describe("runBench with invalid runs", () => {
     const zswap = doc.runs.find((r) => r.config === "zswap")!;
     expect(zswap).toMatchObject({ repeat: 0, invalidRuns: 2, valid: false, swapIOs: null, oomKills: 4, failedGuestRuns: 2 });
     expect(zswap.samples.map((x) => x.valid)).toEqual([false, false]);
+    // No memtouch result line in any zswap run: no mismatch count, never 0.
+    expect(zswap.mismatches).toBeNull();
+    expect(zswap.samples.map((x) => x.mismatches)).toEqual([null, null]);
+    expect(doc.runs.find((r) => r.config === "disk")?.mismatches).toBe(0);
+    expect(formatBenchTable(doc).split("\n").find((l) => l.startsWith("memtouch mismatches"))).toMatch(/0\s+n\/a\s+0$/);
     expect(zswap.failures[0]).toMatchObject({ repeat: 1, reasons: ["g0: OOM-killed (2 kills)", "g0: exit code 137", "g0: no memtouch result line"] });
     const vsZswap = doc.targets.find((t) => t.baseline === "zswap")!;
     expect(vsZswap).toMatchObject({ status: "not-evaluated", reductionPct: null });
