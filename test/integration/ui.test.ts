@@ -13,10 +13,33 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../guest-images/paths.ts";
 import { formatSummary, type RunSummary } from "../../cli/run.ts";
+import { formatBenchTable } from "../../cli/bench-report.ts";
+import { normalizeBench } from "../../cli/report-command.ts";
+import { tmemu } from "./helpers.ts";
+import type { BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "./chromium.ts";
 
 // Each guest touches a little more than its RAM once: swap goes to the store, and comes back.
 const CMD = "memtouch 100 1 1 512; echo UI-MARK-$((6*7))";
+
+/** Opens a file:// page and collects every request that is not for the file itself (there must be none). */
+async function openFromDisk(ctx: BrowserContext, file: string): Promise<{ page: Page; requests: string[]; errors: string[] }> {
+  const page = await ctx.newPage();
+  const requests: string[] = [];
+  const errors: string[] = [];
+  page.on("request", (r) => {
+    if (r.url() !== `file://${file}`) requests.push(r.url());
+  });
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`file://${file}`);
+  await page.waitForFunction(() => document.body.dataset["ended"] === "true");
+  return { page, requests, errors };
+}
+
+/** The "now" table of the guests, as data-key -> data-value per guest. */
+function guestTable(page: Page): Promise<Record<string, string | null>[]> {
+  return page.evaluate(() => [...document.querySelectorAll("#guest-now tr[data-guest]")].map((tr) => Object.fromEntries([...tr.querySelectorAll("td[data-key]")].map((td) => [td.getAttribute("data-key") ?? "", td.getAttribute("data-value")]))));
+}
 
 function status(url: string, host?: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -167,9 +190,40 @@ describe("tmemu run --ui", () => {
       expect(await status(url)).toBe(303);
       child.kill("SIGINT");
       expect(await exited).toBe(0);
+
+      // The same page, static, from the JSON: opens from disk, loads nothing, shows the same values.
+      const liveTable = await guestTable(page);
+      const rep = await tmemu(["report", jsonFile, "--out", join(dir, "report")]);
+      expect(rep.code).toBe(0);
+      const fromDisk = await openFromDisk(ctx, join(dir, "report", "index.html"));
+      expect(await guestTable(fromDisk.page)).toEqual(liveTable);
+      expect(await fromDisk.page.locator("#summary-text").textContent()).toBe(formatSummary(s));
+      expect(Number(await fromDisk.page.evaluate(() => document.body.dataset["samples"]))).toBe(timeline.samples.length);
+      expect(fromDisk.requests).toEqual([]);
+      expect(fromDisk.errors).toEqual([]);
     } finally {
       await ctx.close();
       if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("tmemu report", () => {
+  it("writes a bench page that opens from disk with no network and shows the CLI's table and chart", { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tmemu-report-test-"));
+    const doc = join(REPO_ROOT, "docs/measurements/2026-11-26/bench-phased.json");
+    const r = await tmemu(["report", doc, "--out", dir]);
+    expect(r.code).toBe(0);
+    const ctx = await launchChromium();
+    try {
+      const { page, requests, errors } = await openFromDisk(ctx, join(dir, "index.html"));
+      expect(await page.locator("#bench-table").textContent()).toBe(formatBenchTable(normalizeBench(JSON.parse(readFileSync(doc, "utf8")))));
+      expect(await page.locator("#bench-chart svg").count()).toBe(1);
+      expect(await page.locator(".links a").count()).toBe(2);
+      expect(requests).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
     }
   });
 });
