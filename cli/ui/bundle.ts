@@ -67,7 +67,7 @@ table.now th, table.now td { border: 1px solid #dde; padding: 2px 8px; text-alig
 table.now th { background: #eef1f6; font-weight: 600; }
 .events { max-height: 300px; overflow-y: auto; }
 .note { color: #555; font-size: 12px; margin: 2px 0; }
-pre { font: 12px/1.35 "DejaVu Sans Mono", "Liberation Mono", monospace; background: #f3f3f3; padding: 8px; overflow-x: auto; margin: 4px 0; }
+pre { font: 12px/1.35 "DejaVu Sans Mono", "Liberation Mono", monospace; background: #f3f3f3; padding: 8px; white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0; }
 .ok { color: #0a7a0a; } .bad { color: #b00; }
 .term { background: #000; padding: 4px; border-radius: 4px; overflow: hidden; }
 .links a { margin-right: 16px; }
