@@ -330,13 +330,15 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const ended = Date.now();
     const stopped: RunStop = finished ? "finished" : (stopKind ?? "interrupted");
     const atEnd = booted.map((tg) => windowCounters(tg, store));
+    // How each command stood at the close (one may still end while the summary is read: it stays unfinished).
+    const atClose = outcomes.slice();
     const lastSample = recorder.sample((ended - started) / 1000);
     opts.onSample?.(lastSample, []);
 
     const guests: GuestSummary[] = [];
     for (let i = 0; i < booted.length; i++) {
       const tg = booted[i]!;
-      const o: Outcome = outcomes[i] ?? { end: stopped === "duration" ? "unfinished" : "interrupted", output: "", exitCode: null, seconds: null };
+      const o: Outcome = atClose[i] ?? { end: stopped === "duration" ? "unfinished" : "interrupted", output: "", exitCode: null, seconds: null };
       // A guest whose command returned can answer more commands; one still busy (a stop) or gone cannot.
       const canAsk = o.end === "finished" && tg.guest.isAlive;
       let vm: VmStats | null = null;
