@@ -12,6 +12,7 @@ import { benchChartSvg } from "./chart.ts";
 import { checkOutputDirFlag } from "./options.ts";
 import { formatSummary, type RunSummary } from "./run.ts";
 import { pageHtml } from "./ui/bundle.ts";
+import { runTimelineSvg } from "./ui/run-chart.ts";
 import { emptyState, newRunView, runTitle, type UiState } from "./ui/state.ts";
 
 export interface ReportFlags {
@@ -63,6 +64,9 @@ export function reportState(doc: unknown, name: string): UiState {
     run.summary = s;
     run.summaryText = summaryTextOf(s);
     run.links = [{ label: `JSON (${name})`, href: "", inline: json, mime: "application/json", filename: name }];
+    const svg = runTimelineSvg(s);
+    const svgName = `${name.replace(/\.json$/i, "")}.svg`;
+    if (svg) run.links.push({ label: `SVG (${svgName})`, href: "", inline: svg, mime: "image/svg+xml", filename: svgName });
     state.run = run;
     state.ended = true;
     return state;

@@ -10,6 +10,7 @@ import { formatBenchTable } from "../bench-report.ts";
 import { benchChartSvg } from "../chart.ts";
 import { defaultBudgetMib } from "../bench.ts";
 import { formatSummary, type RunOptions, type RunSummary } from "../run.ts";
+import { runTimelineSvg } from "./run-chart.ts";
 import { UiServer } from "./server.ts";
 import { runTitle, type Link } from "./state.ts";
 
@@ -105,6 +106,9 @@ export class LiveUi {
     this.server.onInput(undefined);
     const name = jsonFile ? basename(jsonFile) : `run-${this.runNo}.json`;
     const links: Link[] = [{ label: `JSON (${name})`, href: this.server.addFile(name, "application/json", `${JSON.stringify(summary, null, 2)}\n`) }];
+    const svg = runTimelineSvg(summary);
+    const svgName = name.replace(/\.json$/i, "") + ".svg";
+    if (svg) links.push({ label: `SVG (${svgName})`, href: this.server.addFile(svgName, "image/svg+xml", svg) });
     this.server.publish({ type: "run-end", summary, summaryText: formatSummary(summary), links });
   }
 
