@@ -25,6 +25,7 @@ import {
   type TmemErrorName,
 } from "./abi.ts";
 import { BugIndicatingError } from "../errors.ts";
+import { FRAME_SIZE } from "./slab.ts";
 
 /** Negative results returned to one client, by TMEM_E* name (e.g. { "ENOSPC": 3, ... }). */
 export type TmemErrorCounts = Record<TmemErrorName, number>;
@@ -74,6 +75,8 @@ export class ClientCounters {
   evictions = 0;
   /** Hypercalls that hit a bug in the host (see TmemHypercallHandler.lastInternalError). */
   internalErrors = 0;
+  /** Puts whose data an equal page already stored was shared for (deduplication). */
+  dedupHits = 0;
   readonly errors: TmemErrorCounts = emptyErrorCounts();
 
   /** Counts one hypercall under its op's counter (nothing for an unknown op). */
@@ -121,6 +124,72 @@ export class PoolCounters {
   flushObjects = 0;
   pagesFlushed = 0;
   evictions = 0;
+  dedupHits = 0;
+}
+
+/**
+ * The data of a client's or pool's pages that are not same-filled (counted per page, so a page
+ * sharing deduplicated data counts that data again):
+ *  "framesInUse":    chargedBytes in 4 KiB frames, rounded up
+ *  "dataPages":      pages with data (not same-filled)
+ *  "chargedBytes":   bytes of the size-class slots their data takes (what the share rule counts)
+ *  "compressedBytes": bytes of their data as stored (compressed, or 4096 for a page kept whole)
+ *  "pagesPerFrame":  dataPages per 4096 charged bytes, null without data
+ */
+export interface DataGaugesJson {
+  framesInUse: number;
+  // Optional (here and in the newer keys below): documents written before compression lack them.
+  dataPages?: number;
+  chargedBytes?: number;
+  compressedBytes?: number;
+  pagesPerFrame?: number | null;
+}
+
+export function dataGaugesJson(dataPages: number, chargedBytes: number, storedBytes: number): Required<DataGaugesJson> {
+  return {
+    framesInUse: Math.ceil(chargedBytes / FRAME_SIZE),
+    dataPages,
+    chargedBytes,
+    compressedBytes: storedBytes,
+    pagesPerFrame: chargedBytes > 0 ? (dataPages * FRAME_SIZE) / chargedBytes : null,
+  };
+}
+
+type PoolCountersJson = Pick<PoolMetricsJson, "puts" | "putsRefused" | "gets" | "getHits" | "flushPages" | "flushObjects" | "pagesFlushed" | "evictions" | "dedupHits">;
+
+export function poolCountersJson(k: PoolCounters, gauges: Required<DataGaugesJson>): Required<DataGaugesJson> & Required<PoolCountersJson> {
+  return {
+    ...gauges,
+    puts: k.puts,
+    putsRefused: k.putsRefused,
+    gets: k.gets,
+    getHits: k.getHits,
+    flushPages: k.flushPages,
+    flushObjects: k.flushObjects,
+    pagesFlushed: k.pagesFlushed,
+    evictions: k.evictions,
+    dedupHits: k.dedupHits,
+  };
+}
+
+export function clientCountersJson(k: ClientCounters, gauges: Required<DataGaugesJson>) {
+  return {
+    ...gauges,
+    probes: k.probes,
+    newPools: k.newPools,
+    destroyPools: k.destroyPools,
+    puts: k.puts,
+    putsRefused: k.putsRefused,
+    gets: k.gets,
+    getHits: k.getHits,
+    flushPages: k.flushPages,
+    flushObjects: k.flushObjects,
+    pagesFlushed: k.pagesFlushed,
+    evictions: k.evictions,
+    internalErrors: k.internalErrors,
+    dedupHits: k.dedupHits,
+    errors: { ...k.errors },
+  };
 }
 
 /**
@@ -131,12 +200,13 @@ export class PoolCounters {
  *   "uuid": "…" | null,           // shared pools only, canonical text form
  *   "owner": 1,                   // client charged for the pool's pages
  *   "members": [1, 2],            // client ids holding the pool (just the owner if private)
- *   "objects": 10, "pages": 120, "sameFilledPages": 20, "framesInUse": 100,
+ *   "objects": 10, "pages": 120, "sameFilledPages": 20,
+ *   DataGaugesJson ("framesInUse", "dataPages", "chargedBytes", "compressedBytes", "pagesPerFrame"),
  *   "puts": …, "putsRefused": …, "gets": …, "getHits": …, "flushPages": …, "flushObjects": …,
- *   "pagesFlushed": …, "evictions": …
+ *   "pagesFlushed": …, "evictions": …, "dedupHits": …
  * }
  */
-export interface PoolMetricsJson {
+export interface PoolMetricsJson extends DataGaugesJson {
   poolId: number;
   persistent: boolean;
   shared: boolean;
@@ -146,7 +216,6 @@ export interface PoolMetricsJson {
   objects: number;
   pages: number;
   sameFilledPages: number;
-  framesInUse: number;
   puts: number;
   putsRefused: number;
   gets: number;
@@ -155,6 +224,7 @@ export interface PoolMetricsJson {
   flushObjects: number;
   pagesFlushed: number;
   evictions: number;
+  dedupHits?: number;
 }
 
 /**
@@ -163,16 +233,18 @@ export interface PoolMetricsJson {
  * {
  *   "id": 1, "name": "guest0", "weight": 1, "frozen": false,
  *   "persistentAllowancePages": 4096 | null,   // null: no allowance set
- *   "pagesEphemeral": …, "pagesPersistent": …, "sameFilledPages": …, "framesInUse": …,
+ *   "pagesEphemeral": …, "pagesPersistent": …, "sameFilledPages": …,
+ *   DataGaugesJson ("framesInUse", "dataPages", "chargedBytes", "compressedBytes", "pagesPerFrame"),
  *   "probes": …, "newPools": …, "destroyPools": …, "puts": …, "putsRefused": …, "gets": …,
  *   "getHits": …, "flushPages": …, "flushObjects": …, "pagesFlushed": …, "evictions": …,
- *   "internalErrors": …,
+ *   "internalErrors": …, "dedupHits": …,
+ *   "compression": { "ephemeral": true, "persistent": true },   // pages of each pool type compressed
  *   "errors": { "EPERM": 0, "ENOENT": 0, "EFAULT": 0, "EBUSY": 0, "EINVAL": 0, "EMFILE": 0,
  *               "ENOSPC": 0, "ENOSYS": 0, "EPROTO": 0 },
  *   "pools": [PoolMetricsJson, …]               // in local pool id order
  * }
  */
-export interface ClientMetricsJson {
+export interface ClientMetricsJson extends DataGaugesJson {
   id: number;
   name: string;
   weight: number;
@@ -181,7 +253,6 @@ export interface ClientMetricsJson {
   pagesEphemeral: number;
   pagesPersistent: number;
   sameFilledPages: number;
-  framesInUse: number;
   probes: number;
   newPools: number;
   destroyPools: number;
@@ -194,7 +265,9 @@ export interface ClientMetricsJson {
   pagesFlushed: number;
   evictions: number;
   internalErrors: number;
+  dedupHits?: number;
   errors: TmemErrorCounts;
+  compression?: { ephemeral: boolean; persistent: boolean };
   pools: PoolMetricsJson[];
 }
 
@@ -203,10 +276,20 @@ export interface ClientMetricsJson {
  * {
  *   "budgetFrames": 65536,        // frames the store may use now (setBudgetFrames)
  *   "framesTotal": 65536,         // frames in the slab (the budget it was created with)
- *   "framesUsed": 1000,           // == pages - sameFilledPages
- *   "maxPages": 524288,           // cap on page records, frame-backed or same-filled
+ *   "framesUsed": 600,            // slab frames the size classes hold: what the budget counts
+ *   "maxPages": 524288,           // cap on page records, with data or same-filled
  *   "pages": 1200, "pagesEphemeral": 1100, "pagesPersistent": 100, "sameFilledPages": 200,
  *   "evictions": 5,
+ *   "compressor": "lz4" | null,   // null: compression off by default
+ *   "dedup": "client" | "off" | "global",
+ *   "objects": 900,               // data objects (pages that are not same-filled, shared ones once)
+ *   "compressedBytes": …,         // bytes of the objects as stored
+ *   "allocatedBytes": …,          // bytes of the size-class slots they take
+ *   "pagesPerFrame": 1.67 | null, // (pages - sameFilledPages) / framesUsed
+ *   "dedupHits": …, "dedupCollisions": …,   // shared after a full compare; hash equal, data not
+ *   "compressedPuts": …, "wholePuts": …,     // data stored compressed / whole
+ *   "fragmentationFrames": …,     // frames compaction would free now
+ *   "compactions": …, "framesCompacted": …, "objectsMoved": …,
  *   "clients": [ClientMetricsJson, …]            // in client id order
  * }
  */
@@ -220,5 +303,19 @@ export interface StoreMetricsJson {
   pagesPersistent: number;
   sameFilledPages: number;
   evictions: number;
+  compressor?: string | null;
+  dedup?: string;
+  objects?: number;
+  compressedBytes?: number;
+  allocatedBytes?: number;
+  pagesPerFrame?: number | null;
+  dedupHits?: number;
+  dedupCollisions?: number;
+  compressedPuts?: number;
+  wholePuts?: number;
+  fragmentationFrames?: number;
+  compactions?: number;
+  framesCompacted?: number;
+  objectsMoved?: number;
   clients: ClientMetricsJson[];
 }

@@ -13,8 +13,9 @@
  *    that joined earliest), as in Xen.
  *  - A page is named by (pool, 64-bit object id, u32 index). Objects are Map entries of their pool,
  *    pages Map entries (index -> page slot) of their object; page records live in a PageTable.
- *  - Every page that is not same-filled occupies one slab frame; a same-filled page (1024 equal
- *    32-bit words) is kept as that word, without a frame.
+ *  - A page that is not same-filled holds a handle to its data (page-data.ts: LZ4-compressed when
+ *    that pays, deduplicated within a client by default, in size classes over slab frames); a
+ *    same-filled page (1024 equal 32-bit words) is kept as that word, without data.
  *
  * Semantics:
  *  - get from a private ephemeral pool is exclusive (the page leaves the store); get from a shared
@@ -22,11 +23,11 @@
  *    it.
  *  - put to an existing handle replaces the data. A refused put (TMEM_ENOSPC, TMEM_EBUSY) flushes
  *    whatever the handle held: a later get can miss, never return stale data.
- *  - Frames are the budget. When a put needs a frame and none is free, the store evicts one
- *    ephemeral page: the putting client's own least recently used page if it is over its weighted
- *    share, else the globally least recently used one (Xen's tmem_evict). A client is over its share
- *    when framesInUse * W > budgetFrames * weight, W being the sum of the weights of the clients that
- *    have frames in use. Nothing evictable: TMEM_ENOSPC. Persistent pages are never evicted.
+ *  - Slab frames in use are the budget. When a put's data finds no room, the store compacts (if
+ *    that frees enough) or evicts one ephemeral page (eviction.ts: the putting client's own least
+ *    recently used page if it is over its weighted share, else the globally least recently used
+ *    one, as Xen's tmem_evict), until it fits. Nothing evictable: TMEM_ENOSPC. Persistent pages are
+ *    never evicted. A replace releases the old data first, so a full store can refuse it too.
  *  - Puts to a persistent pool that would take a client past its persistentAllowancePages (if set)
  *    are refused with TMEM_ENOSPC; the allowance counts pages, same-filled ones included.
  *  - A frozen client's puts are refused with TMEM_EBUSY (the handle is flushed); gets and flushes
@@ -61,15 +62,22 @@ import type { GuestMemory } from "../guest-memory.ts";
 import { isReservedIndex, isReservedObject, objectKey, parseUuid, uuidFromWords } from "./handle.ts";
 import type { ObjectKey, UuidText } from "./handle.ts";
 import {
-  ClientCounters,
-  PoolCounters,
+  type ClientCounters,
+  clientCountersJson,
+  dataGaugesJson,
+  poolCountersJson,
   type ClientMetricsJson,
   type PoolMetricsJson,
   type StoreMetricsJson,
 } from "./metrics.ts";
+import { COMPRESSOR } from "./codec.ts";
+import { compactionThreshold, dataVictim, overShare, recordVictim } from "./eviction.ts";
 import { NIL, PageTable } from "./page-table.ts";
+import { NO_DEDUP, PageData } from "./page-data.ts";
 import { NOT_SAME_FILLED, sameFilledWord } from "./same-filled.ts";
-import { FRAME_SIZE, FRAME_WORDS, NO_FRAME, Slab } from "./slab.ts";
+import { Client, Pool, TmemObject } from "./store-records.ts";
+import { FRAME_SIZE, NO_FRAME, Slab } from "./slab.ts";
+import { NO_HANDLE } from "./zpool.ts";
 
 export const FRAMES_PER_MIB = (1024 * 1024) / FRAME_SIZE;
 /** Weights are integers in [0, MAX_WEIGHT]; products with frame counts stay exact in a double. */
@@ -84,68 +92,33 @@ export type TmemStoreOptions = (
   maxPages?: number;
   /** Back the slab with a SharedArrayBuffer (for worker threads to map frames later). */
   sharedBuffer?: boolean;
+  /** Compress pages (LZ4) by default for every client and pool type; default true. */
+  compression?: boolean;
+  /**
+   * Identical pages share their data: "client" (default: within one client and pool type), "off",
+   * or "global" (across clients: only for guests of one trust group, as cross-VM dedup leaks page
+   * contents through timing — Dedup Est Machina, Flip Feng Shui).
+   */
+  dedup?: DedupMode;
 };
+
+export const DEDUP_MODES = ["client", "off", "global"] as const;
+export type DedupMode = (typeof DEDUP_MODES)[number];
 
 export interface CreateClientOptions {
   /** Share of the budget relative to the other clients; default DEFAULT_WEIGHT. */
   weight?: number;
   /** Cap on this client's persistent pages; default none. */
   persistentAllowancePages?: number;
+  /** Compress this client's ephemeral / persistent pages; default the store's `compression`. */
+  compression?: { ephemeral?: boolean; persistent?: boolean };
 }
 
-/** A page-carrying unit of a pool, named by its 64-bit object id. */
-class TmemObject {
-  readonly pages = new Map<number, number>();
+/** storeData's answer when no room could be made. */
+const NO_ROOM = -2;
 
-  constructor(
-    readonly pool: Pool,
-    readonly key: ObjectKey,
-  ) {}
-}
-
-class Pool {
-  readonly objects = new Map<ObjectKey, TmemObject>();
-  /** Member clients and the local pool id each one uses (just the owner for a private pool). */
-  readonly members = new Map<Client, number>();
-  readonly counters = new PoolCounters();
-  /** Gauges of the pages in this pool. */
-  pages = 0;
-  frames = 0;
-  sameFilled = 0;
-
-  constructor(
-    readonly persistent: boolean,
-    readonly uuid: UuidText | undefined,
-    /** The client charged for this pool's pages. */
-    public owner: Client,
-  ) {}
-
-  get shared(): boolean {
-    return this.uuid !== undefined;
-  }
-}
-
-class Client {
-  readonly pools: (Pool | undefined)[] = new Array<Pool | undefined>(TMEM_MAX_POOLS).fill(undefined);
-  readonly authorisedUuids = new Set<UuidText>();
-  readonly counters = new ClientCounters();
-  frozen = false;
-  /** Gauges of the pages charged to this client. */
-  ephemeralPages = 0;
-  persistentPages = 0;
-  sameFilledPages = 0;
-  framesInUse = 0;
-
-  constructor(
-    readonly id: number,
-    readonly name: string,
-    public weight: number,
-    /** Infinity when no allowance is set. */
-    public persistentAllowance: number,
-    /** Sentinel of this client's LRU list (PageTable pair C) of ephemeral frame-backed pages. */
-    readonly lru: number,
-  ) {}
-}
+/** Index 0: ephemeral pools, 1: persistent. */
+const kind = (persistent: boolean): 0 | 1 => (persistent ? 1 : 0);
 
 function checkCount(what: string, value: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(value) || value < 0 || value > max) {
@@ -156,6 +129,9 @@ function checkCount(what: string, value: number, max = Number.MAX_SAFE_INTEGER):
 
 export class TmemStore {
   private readonly slab: Slab;
+  private readonly data: PageData;
+  readonly compression: boolean;
+  readonly dedup: DedupMode;
   private readonly pt = new PageTable<TmemObject>();
   private budget: number;
   readonly maxPages: number;
@@ -174,9 +150,8 @@ export class TmemStore {
   private ephemeralPages = 0;
   private persistentPages = 0;
   private sameFilledPages = 0;
-  private persistentFrames = 0;
   private evictions = 0;
-  /** Sum of the weights of the clients with framesInUse > 0 (W in the share rule). */
+  /** Sum of the weights of the clients with chargedBytes > 0 (W in the share rule). */
   private weightSum = 0;
 
   /** A page's worth of scratch space: reads while the slab is full, same-filled materialisation. */
@@ -208,6 +183,12 @@ export class TmemStore {
       );
     }
     this.slab = Slab.allocate(frames, { shared: options.sharedBuffer === true });
+    this.data = new PageData(this.slab);
+    this.compression = options.compression ?? true;
+    this.dedup = options.dedup ?? "client";
+    if (!DEDUP_MODES.includes(this.dedup)) {
+      throw new TmemuError("BAD_INPUT", `tmem: unknown dedup mode "${String(this.dedup)}"`, `use one of: ${DEDUP_MODES.join(", ")}`);
+    }
     this.budget = frames;
     this.frameLru = this.pt.newList();
     this.fillLru = this.pt.newList();
@@ -294,26 +275,7 @@ export class TmemStore {
     let obj = pool.objects.get(key);
     const old = obj === undefined ? NIL : (obj.pages.get(index) ?? NIL);
     if (c.frozen) return this.refusePut(c, pool, old, TMEM_EBUSY);
-    const evictionsBefore = this.evictions;
-
-    const pt = this.pt;
-    const slab = this.slab;
-    if (old !== NIL) {
-      const f = pt.frame[old]!;
-      if (f !== NO_FRAME) {
-        // Replace in place: the page keeps its frame, so a full store cannot refuse it.
-        this.readGuestPage(memory, pfn, slab.frame(f), NO_FRAME, old);
-        const word = sameFilledWord(slab.words, f * FRAME_WORDS);
-        this.unaccount(old);
-        if (word !== NOT_SAME_FILLED) {
-          slab.free(f);
-          pt.frame[old] = NO_FRAME;
-          pt.fill[old] = word;
-        }
-        this.account(old);
-        return TMEM_HIT;
-      }
-    } else {
+    if (old === NIL) {
       if (pool.persistent && pool.owner.persistentPages >= pool.owner.persistentAllowance) {
         return this.refusePut(c, pool, NIL, TMEM_ENOSPC);
       }
@@ -321,34 +283,26 @@ export class TmemStore {
         return this.refusePut(c, pool, NIL, TMEM_ENOSPC);
       }
     }
-
-    // A new page, or an existing same-filled one: find room for the data.
-    let f = this.freeFrame();
-    let word: number;
-    if (f !== NO_FRAME) {
-      this.readGuestPage(memory, pfn, slab.frame(f), f, old); // the one copy of the fast path
-      word = sameFilledWord(slab.words, f * FRAME_WORDS);
-      if (word !== NOT_SAME_FILLED) {
-        slab.free(f);
-        f = NO_FRAME;
-      }
-    } else {
-      // Full: look at the data before evicting anything, a same-filled page needs no frame.
-      this.readGuestPage(memory, pfn, this.scratch, NO_FRAME, old);
-      word = sameFilledWord(this.scratchWords, 0);
-      if (word === NOT_SAME_FILLED) {
-        if (!this.evictFrame(c)) return this.refusePut(c, pool, old, TMEM_ENOSPC);
-        f = this.freeFrame();
-        if (f === NO_FRAME) throw new BugIndicatingError("tmem store: no free frame after an eviction");
-        slab.bytes.set(this.scratch, f * FRAME_SIZE);
-      }
-    }
-
+    this.readGuestPage(memory, pfn, old); // the one copy from the guest, into scratch
+    const pt = this.pt;
     if (old !== NIL) {
-      // Eviction takes frame-backed pages only, so `old` (same-filled) is still there.
+      // Detach the old data first: it can be reused for the new, and `old` is out of the LRU
+      // lists, so the room-making below cannot evict it (nor its object).
       this.unaccount(old);
-      pt.frame[old] = f;
-      pt.fill[old] = f === NO_FRAME ? word : 0;
+      if (pt.frame[old] !== NO_FRAME) this.data.release(pt.frame[old]!);
+      pt.frame[old] = NO_FRAME;
+      pt.fill[old] = 0;
+    }
+    const word = sameFilledWord(this.scratchWords, 0);
+    const h = word === NOT_SAME_FILLED ? this.storeData(c, pool) : NO_FRAME;
+    if (h === NO_ROOM) {
+      if (old !== NIL) this.account(old); // as an empty same-filled page, which refusePut removes
+      return this.refusePut(c, pool, old, TMEM_ENOSPC);
+    }
+    const fill = h === NO_FRAME ? word : 0;
+    if (old !== NIL) {
+      pt.frame[old] = h;
+      pt.fill[old] = fill;
       this.account(old);
       return TMEM_HIT;
     }
@@ -356,17 +310,17 @@ export class TmemStore {
     try {
       s = pt.allocSlot(); // may grow the page table, which may fail
     } catch (error) {
-      if (f !== NO_FRAME) slab.free(f);
+      if (h !== NO_FRAME) this.data.release(h);
       throw error;
     }
-    // An eviction may have removed `obj` (with its last page): look it up again.
-    if (this.evictions !== evictionsBefore) obj = pool.objects.get(key);
+    // An eviction (for a record or for room) may have removed `obj` with its last page.
+    obj = pool.objects.get(key);
     if (obj === undefined) {
       obj = new TmemObject(pool, key);
       pool.objects.set(key, obj);
     }
-    pt.frame[s] = f;
-    pt.fill[s] = f === NO_FRAME ? word : 0;
+    pt.frame[s] = h;
+    pt.fill[s] = fill;
     pt.index[s] = index;
     pt.obj[s] = obj;
     obj.pages.set(index, s);
@@ -402,9 +356,10 @@ export class TmemStore {
     const s = obj.pages.get(index);
     if (s === undefined) return TMEM_MISS;
 
-    const f = this.pt.frame[s]!;
-    if (f !== NO_FRAME) {
-      memory.writePage(pfn, this.slab.frame(f));
+    const h = this.pt.frame[s]!;
+    if (h !== NO_FRAME) {
+      this.data.load(h, this.scratch);
+      memory.writePage(pfn, this.scratch);
     } else {
       this.scratchWords.fill(this.pt.fill[s]!);
       memory.writePage(pfn, this.scratch);
@@ -488,7 +443,11 @@ export class TmemStore {
         ? Number.POSITIVE_INFINITY
         : checkCount("persistentAllowancePages", options.persistentAllowancePages);
     const id = this.nextClientId++;
-    this.clients.set(id, new Client(id, name, weight, allowance, this.pt.newList()));
+    const compress: [boolean, boolean] = [
+      options.compression?.ephemeral ?? this.compression,
+      options.compression?.persistent ?? this.compression,
+    ];
+    this.clients.set(id, new Client(id, name, weight, allowance, this.pt.newList(), compress));
     return id;
   }
 
@@ -498,7 +457,7 @@ export class TmemStore {
     c.pools.forEach((pool, id) => {
       if (pool !== undefined) this.leavePool(c, id, pool);
     });
-    if (c.framesInUse !== 0 || c.ephemeralPages !== 0 || c.persistentPages !== 0) {
+    if (c.chargedBytes !== 0 || c.ephemeralPages !== 0 || c.persistentPages !== 0) {
       throw new BugIndicatingError(`tmem store: client ${clientId} still charged after leaving its pools`);
     }
     this.pt.freeList(c.lru);
@@ -516,7 +475,7 @@ export class TmemStore {
   setWeight(clientId: number, weight: number): void {
     const c = this.client(clientId);
     checkCount("weight", weight, MAX_WEIGHT);
-    if (c.framesInUse > 0) this.weightSum += weight - c.weight;
+    if (c.chargedBytes > 0) this.weightSum += weight - c.weight;
     c.weight = weight;
   }
 
@@ -569,22 +528,25 @@ export class TmemStore {
 
   /**
    * Changes the budget, between 0 and the slab size (the budget the store was created with).
-   * Shrinking evicts ephemeral pages (global LRU first); it is refused with BUDGET_BELOW_PERSISTENT
-   * below the frames held by persistent pages.
+   * Shrinking compacts and evicts ephemeral pages (global LRU first); it is refused below the frames
+   * persistent pages need when compacted (they are never evicted), changing nothing.
    */
   setBudgetFrames(frames: number): void {
     checkCount("budgetFrames", frames, this.slab.framesTotal);
-    if (frames < this.persistentFrames) {
+    const pinned = this.data.zpool.minPinnedFrames();
+    if (frames < pinned) {
       throw new TmemuError(
         "BAD_INPUT",
         `tmem: cannot shrink the budget to ${frames} frames: persistent pages hold ` +
-          `${this.persistentFrames} frames and are never evicted`,
-        `choose a budget of at least ${this.persistentFrames} frames, or flush the clients' persistent pages first`,
+          `${pinned} frames and are never evicted`,
+        `choose a budget of at least ${pinned} frames, or flush the clients' persistent pages first`,
       );
     }
     this.budget = frames;
+    const zpool = this.data.zpool;
     while (this.slab.framesUsed > frames) {
-      if (!this.evictFrame(undefined)) {
+      if (this.slab.framesUsed - zpool.compactableFrames() <= frames && zpool.compact() > 0) continue;
+      if (!this.evictData(undefined)) {
         throw new BugIndicatingError("tmem store: over budget with nothing evictable");
       }
     }
@@ -592,7 +554,6 @@ export class TmemStore {
 
   clientMetrics(clientId: number): ClientMetricsJson {
     const c = this.client(clientId);
-    const k = c.counters;
     const pools: PoolMetricsJson[] = [];
     c.pools.forEach((pool, id) => {
       if (pool !== undefined) pools.push(this.poolJson(pool, id));
@@ -606,20 +567,8 @@ export class TmemStore {
       pagesEphemeral: c.ephemeralPages,
       pagesPersistent: c.persistentPages,
       sameFilledPages: c.sameFilledPages,
-      framesInUse: c.framesInUse,
-      probes: k.probes,
-      newPools: k.newPools,
-      destroyPools: k.destroyPools,
-      puts: k.puts,
-      putsRefused: k.putsRefused,
-      gets: k.gets,
-      getHits: k.getHits,
-      flushPages: k.flushPages,
-      flushObjects: k.flushObjects,
-      pagesFlushed: k.pagesFlushed,
-      evictions: k.evictions,
-      internalErrors: k.internalErrors,
-      errors: { ...k.errors },
+      ...clientCountersJson(c.counters, dataGaugesJson(c.dataPages, c.chargedBytes, c.storedBytes)),
+      compression: { ephemeral: c.compress[0], persistent: c.compress[1] },
       pools,
     };
   }
@@ -635,6 +584,8 @@ export class TmemStore {
   }
 
   metrics(): StoreMetricsJson {
+    const d = this.data.stats();
+    const dataPages = this.pages - this.sameFilledPages;
     return {
       budgetFrames: this.budget,
       framesTotal: this.slab.framesTotal,
@@ -645,6 +596,20 @@ export class TmemStore {
       pagesPersistent: this.persistentPages,
       sameFilledPages: this.sameFilledPages,
       evictions: this.evictions,
+      compressor: this.compression ? COMPRESSOR : null,
+      dedup: this.dedup,
+      objects: d.objects,
+      compressedBytes: d.bytesStored,
+      allocatedBytes: d.bytesAllocated,
+      pagesPerFrame: d.framesUsed > 0 ? dataPages / d.framesUsed : null,
+      dedupHits: d.dedupHits,
+      dedupCollisions: d.dedupCollisions,
+      compressedPuts: d.compressedPuts,
+      wholePuts: d.wholePuts,
+      fragmentationFrames: d.compactableFrames,
+      compactions: d.compactions,
+      framesCompacted: d.framesCompacted,
+      objectsMoved: d.objectsMoved,
       clients: [...this.clients.keys()].map((id) => this.clientMetrics(id)),
     };
   }
@@ -672,65 +637,65 @@ export class TmemStore {
       });
     }
     for (const pool of this.sharedPools.values()) if (!pools.has(pool)) bug("shared pool held by nobody");
-    const perClient = new Map<Client, { eph: number; pers: number; fill: number; frames: number }>();
-    for (const c of this.clients.values()) perClient.set(c, { eph: 0, pers: 0, fill: 0, frames: 0 });
+    type Gauges = { eph: number; pers: number; fill: number; frames: number; charged: number; stored: number };
+    const perClient = new Map<Client, Gauges>();
+    for (const c of this.clients.values()) perClient.set(c, { eph: 0, pers: 0, fill: 0, frames: 0, charged: 0, stored: 0 });
     let pages = 0;
     let fill = 0;
-    let frames = 0;
-    let persistentFrames = 0;
     let eph = 0;
+    const refs = new Map<number, number>();
     const frameSlots = new Set<number>();
     const fillSlots = new Set<number>();
-    const usedFrames = new Set<number>();
     for (const pool of pools) {
       if (pool.persistent && pool.shared) bug("shared persistent pool");
       for (const [c, id] of pool.members) if (c.pools[id] !== pool) bug(`member ${c.id} lost pool ${id}`);
       if (!pool.members.has(pool.owner)) bug("pool owner is not a member");
       const owner = perClient.get(pool.owner) ?? bug("pool owner is not a client");
-      let pPages = 0;
-      let pFrames = 0;
-      let pFill = 0;
+      const p: Gauges = { eph: 0, pers: 0, fill: 0, frames: 0, charged: 0, stored: 0 };
       for (const [key, obj] of pool.objects) {
         if (obj.key !== key || obj.pool !== pool) bug(`object ${String(key)} misfiled`);
         if (obj.pages.size === 0) bug(`empty object ${String(key)} kept`);
         for (const [index, s] of obj.pages) {
           if (pt.obj[s] !== obj || pt.index[s] !== index) bug(`page slot ${s} misfiled`);
-          pPages++;
-          const f = pt.frame[s]!;
-          if (f === NO_FRAME) {
-            pFill++;
+          p.eph++;
+          const h = pt.frame[s]!;
+          if (h === NO_FRAME) {
+            p.fill++;
             if (!pool.persistent) fillSlots.add(s);
           } else {
-            pFrames++;
-            if (usedFrames.has(f)) bug(`frame ${f} used twice`);
-            if (!this.slab.isAllocated(f)) bug(`frame ${f} used but free`);
-            usedFrames.add(f);
-            if (pool.persistent) persistentFrames++;
-            else frameSlots.add(s);
+            p.frames++;
+            refs.set(h, (refs.get(h) ?? 0) + 1);
+            if (this.data.zpool.isPinned(h) !== pool.persistent) bug(`handle ${h} pinned unlike its pool`);
+            p.charged += this.data.charge(h);
+            p.stored += this.data.storedBytes(h);
+            if (!pool.persistent) frameSlots.add(s);
           }
           if (pool.persistent && (pt.gNext[s] !== NIL || pt.cNext[s] !== NIL)) bug("persistent page in an LRU");
         }
       }
-      if (pPages !== pool.pages || pFrames !== pool.frames || pFill !== pool.sameFilled) bug("pool gauges");
-      if (pool.persistent) owner.pers += pPages;
-      else owner.eph += pPages;
-      owner.fill += pFill;
-      owner.frames += pFrames;
-      pages += pPages;
-      fill += pFill;
-      frames += pFrames;
-      if (!pool.persistent) eph += pPages;
+      if (p.eph !== pool.pages || p.frames !== pool.frames || p.fill !== pool.sameFilled) bug(`pool gauges ${p.eph}/${pool.pages} ${p.frames}/${pool.frames} ${p.fill}/${pool.sameFilled}`);
+      if (p.charged !== pool.chargedBytes || p.stored !== pool.storedBytes) bug("pool byte gauges");
+      if (pool.persistent) owner.pers += p.eph;
+      else owner.eph += p.eph;
+      owner.fill += p.fill;
+      owner.frames += p.frames;
+      owner.charged += p.charged;
+      owner.stored += p.stored;
+      pages += p.eph;
+      fill += p.fill;
+      if (!pool.persistent) eph += p.eph;
     }
     if (pages !== this.pages || fill !== this.sameFilledPages || eph !== this.ephemeralPages) bug("store gauges");
-    if (pages - eph !== this.persistentPages || persistentFrames !== this.persistentFrames) bug("persistent gauges");
-    if (frames !== this.slab.framesUsed || frames !== pages - fill) bug("slab frames != frame-backed pages");
+    if (pages - eph !== this.persistentPages) bug("persistent gauges");
+    this.data.checkInvariants(refs);
     if (this.slab.framesUsed > this.budget) bug("over budget");
     if (pages > this.maxPages) bug("over maxPages");
     let weightSum = 0;
     for (const [c, n] of perClient) {
       if (n.eph !== c.ephemeralPages || n.pers !== c.persistentPages) bug(`client ${c.id} page gauges`);
-      if (n.fill !== c.sameFilledPages || n.frames !== c.framesInUse) bug(`client ${c.id} frame gauges`);
-      if (c.framesInUse > 0) weightSum += c.weight;
+      if (n.fill !== c.sameFilledPages || n.frames !== c.dataPages) bug(`client ${c.id} data page gauges`);
+      if (n.charged !== c.chargedBytes || n.stored !== c.storedBytes) bug(`client ${c.id} byte gauges`);
+      if (c.chargedBytes > 0) weightSum += c.weight;
       for (const s of pt.listC(c.lru)) {
         const pool = pt.obj[s]?.pool;
         if (pool?.owner !== c || !frameSlots.has(s)) bug(`client ${c.id} LRU holds slot ${s}`);
@@ -779,34 +744,71 @@ export class TmemStore {
   }
 
   /**
-   * Reads guest frame `pfn` into `dst`. GuestMemory is outside code: if it throws, the put fails
-   * without leaking `fresh` (a frame not yet attached) and without leaving `old` (the page at the
-   * handle, possibly half overwritten) behind, then the exception goes on to the hypercall layer.
+   * Reads guest frame `pfn` into the scratch page. GuestMemory is outside code: if it throws, the
+   * put fails without leaving `old` (the page at the handle) behind, then the exception goes on to
+   * the hypercall layer.
    */
-  private readGuestPage(memory: GuestMemory, pfn: number, dst: Uint8Array, fresh: number, old: number): void {
+  private readGuestPage(memory: GuestMemory, pfn: number, old: number): void {
     try {
-      memory.readPage(pfn, dst);
+      memory.readPage(pfn, this.scratch);
     } catch (error) {
-      if (fresh !== NO_FRAME) this.slab.free(fresh);
       if (old !== NIL) this.removePage(old);
       throw error;
     }
   }
 
-  /** A free frame within the budget, or NO_FRAME. */
-  private freeFrame(): number {
-    return this.slab.framesUsed < this.budget ? this.slab.alloc() : NO_FRAME;
+  /** Which pages the scratch page may share data with (page-data.ts). */
+  private dedupScope(c: Client, persistent: boolean): number {
+    if (this.dedup === "off") return NO_DEDUP;
+    return this.dedup === "global" ? kind(persistent) : c.id * 2 + kind(persistent);
   }
 
-  private chargeFrames(c: Client, delta: number): void {
-    const before = c.framesInUse;
-    const after = before + delta;
-    c.framesInUse = after;
+  /**
+   * Stores the scratch page's data for a put by `c` to `pool`: shares an equal page's, or
+   * compresses and finds room, compacting or evicting as needed. Returns the handle, or NO_ROOM.
+   */
+  private storeData(c: Client, pool: Pool): number {
+    const k = kind(pool.persistent);
+    const gate = c.gates[k]!;
+    const compress = c.compress[k] && gate.shouldTry();
+    let h = this.data.prepare(this.scratch, this.scratchWords, compress, this.dedupScope(c, pool.persistent));
+    if (h !== NO_HANDLE) {
+      c.counters.dedupHits++;
+      pool.counters.dedupHits++;
+      return h;
+    }
+    if (compress) gate.record(this.data.pendingCompressed);
+    const zpool = this.data.zpool;
+    for (;;) {
+      h = this.data.commit(this.budget, pool.persistent);
+      if (h !== NO_HANDLE) return h;
+      if (zpool.compactableFrames() >= compactionThreshold(this.slab.framesUsed) && zpool.compact() > 0) continue;
+      if (!this.evictData(c) && zpool.compact() === 0) return NO_ROOM;
+    }
+  }
+
+  private charge(c: Client, bytes: number): void {
+    const before = c.chargedBytes;
+    const after = before + bytes;
+    c.chargedBytes = after;
     if (before === 0 && after > 0) this.weightSum += c.weight;
     else if (before > 0 && after === 0) this.weightSum -= c.weight;
   }
 
-  /** Adds page `s` (frame/fill and obj set) to the gauges, and to the LRU lists at the MRU end. */
+  /** Adds (sign 1) or takes away (sign -1) page `s`'s data to the gauges of its pool and owner. */
+  private accountData(s: number, pool: Pool, c: Client, sign: 1 | -1): void {
+    const h = this.pt.frame[s]!;
+    const charged = sign * this.data.charge(h);
+    const stored = sign * this.data.storedBytes(h);
+    pool.frames += sign;
+    pool.chargedBytes += charged;
+    pool.storedBytes += stored;
+    c.dataPages += sign;
+    c.storedBytes += stored;
+    this.charge(c, charged);
+  }
+
+  /** Adds page `s` (data/fill and obj set) to the gauges, and to the LRU lists at the MRU end. */
   private account(s: number): void {
     const pt = this.pt;
     const pool = pt.obj[s]!.pool;
@@ -821,11 +823,8 @@ export class TmemStore {
       this.ephemeralPages++;
     }
     if (pt.frame[s] !== NO_FRAME) {
-      pool.frames++;
-      this.chargeFrames(c, 1);
-      if (pool.persistent) {
-        this.persistentFrames++;
-      } else {
+      this.accountData(s, pool, c, 1);
+      if (!pool.persistent) {
         pt.linkG(this.frameLru, s);
         pt.linkC(c.lru, s);
       }
@@ -852,11 +851,8 @@ export class TmemStore {
       this.ephemeralPages--;
     }
     if (pt.frame[s] !== NO_FRAME) {
-      pool.frames--;
-      this.chargeFrames(c, -1);
-      if (pool.persistent) {
-        this.persistentFrames--;
-      } else {
+      this.accountData(s, pool, c, -1);
+      if (!pool.persistent) {
         pt.unlinkG(s);
         pt.unlinkC(s);
       }
@@ -891,12 +887,12 @@ export class TmemStore {
     this.releasePage(s);
   }
 
-  /** Frees page `s` (frame and slot) without touching its object's map. */
+  /** Frees page `s` (its data reference and slot) without touching its object's map. */
   private releasePage(s: number): void {
     const pt = this.pt;
     this.unaccount(s);
-    const f = pt.frame[s]!;
-    if (f !== NO_FRAME) this.slab.free(f);
+    const h = pt.frame[s]!;
+    if (h !== NO_FRAME) this.data.release(h);
     pt.obj[s] = undefined;
     pt.freeSlot(s);
   }
@@ -918,18 +914,13 @@ export class TmemStore {
     this.removePage(s);
   }
 
-  private overShare(c: Client): boolean {
-    return c.framesInUse > 0 && c.framesInUse * this.weightSum > this.budget * c.weight;
+  private overShare(c: Client | undefined): boolean {
+    return c !== undefined && overShare(c.chargedBytes, c.weight, this.weightSum, this.budget * FRAME_SIZE);
   }
 
-  /**
-   * Evicts one ephemeral frame-backed page to free a frame: the LRU page of `putter` if it is over
-   * its weighted share and has one, else the global LRU page. False if there is none.
-   */
-  private evictFrame(putter: Client | undefined): boolean {
-    let victim = NIL;
-    if (putter !== undefined && this.overShare(putter)) victim = this.pt.firstC(putter.lru);
-    if (victim === NIL) victim = this.pt.firstG(this.frameLru);
+  /** Evicts one ephemeral page with data (eviction.ts). False if there is none. */
+  private evictData(putter: Client | undefined): boolean {
+    const victim = dataVictim(this.pt, putter?.lru ?? NIL, this.overShare(putter), this.frameLru);
     if (victim === NIL) return false;
     this.evict(victim);
     return true;
@@ -937,8 +928,8 @@ export class TmemStore {
 
   /** Evicts one ephemeral page to free a page record: a same-filled one first. */
   private evictForRecord(putter: Client): boolean {
-    const victim = this.pt.firstG(this.fillLru);
-    if (victim === NIL) return this.evictFrame(putter);
+    const victim = recordVictim(this.pt, this.fillLru, putter.lru, this.overShare(putter), this.frameLru);
+    if (victim === NIL) return false;
     this.evict(victim);
     return true;
   }
@@ -974,13 +965,16 @@ export class TmemStore {
     to.ephemeralPages += pool.pages;
     from.sameFilledPages -= pool.sameFilled;
     to.sameFilledPages += pool.sameFilled;
-    this.chargeFrames(from, -pool.frames);
-    this.chargeFrames(to, pool.frames);
+    from.dataPages -= pool.frames;
+    to.dataPages += pool.frames;
+    from.storedBytes -= pool.storedBytes;
+    to.storedBytes += pool.storedBytes;
+    this.charge(from, -pool.chargedBytes);
+    this.charge(to, pool.chargedBytes);
     pool.owner = to;
   }
 
   private poolJson(pool: Pool, localId: number): PoolMetricsJson {
-    const k = pool.counters;
     return {
       poolId: localId,
       persistent: pool.persistent,
@@ -991,15 +985,7 @@ export class TmemStore {
       objects: pool.objects.size,
       pages: pool.pages,
       sameFilledPages: pool.sameFilled,
-      framesInUse: pool.frames,
-      puts: k.puts,
-      putsRefused: k.putsRefused,
-      gets: k.gets,
-      getHits: k.getHits,
-      flushPages: k.flushPages,
-      flushObjects: k.flushObjects,
-      pagesFlushed: k.pagesFlushed,
-      evictions: k.evictions,
+      ...poolCountersJson(pool.counters, dataGaugesJson(pool.frames, pool.chargedBytes, pool.storedBytes)),
     };
   }
 }

@@ -786,8 +786,15 @@ describe("metrics", () => {
     putDistinct(g, pool, 1n, 0, 1);
     const json = JSON.parse(JSON.stringify(store)) as Record<string, unknown>;
     expect(Object.keys(json).sort()).toEqual(
-      ["budgetFrames", "clients", "evictions", "framesTotal", "framesUsed", "maxPages", "pages", "pagesEphemeral", "pagesPersistent", "sameFilledPages"].sort(),
+      [
+        "budgetFrames", "clients", "evictions", "framesTotal", "framesUsed", "maxPages", "pages", "pagesEphemeral", "pagesPersistent", "sameFilledPages",
+        // compression, dedup and the allocator (additive)
+        "compressor", "dedup", "objects", "compressedBytes", "allocatedBytes", "pagesPerFrame", "dedupHits", "dedupCollisions",
+        "compressedPuts", "wholePuts", "fragmentationFrames", "compactions", "framesCompacted", "objectsMoved",
+      ].sort(),
     );
+    // A random page does not compress: kept whole, one frame, one page per frame.
+    expect(json).toMatchObject({ compressor: "lz4", dedup: "client", objects: 1, compressedBytes: 4096, allocatedBytes: 4096, pagesPerFrame: 1, wholePuts: 1, compressedPuts: 0 });
     const client = store.clientMetrics(g.clientId);
     expect(client).toMatchObject({
       id: g.clientId,
@@ -813,6 +820,10 @@ describe("metrics", () => {
         pages: 1,
         sameFilledPages: 0,
         framesInUse: 1,
+        dataPages: 1,
+        chargedBytes: 4096,
+        compressedBytes: 4096,
+        pagesPerFrame: 1,
         puts: 1,
         putsRefused: 0,
         gets: 0,
@@ -821,6 +832,7 @@ describe("metrics", () => {
         flushObjects: 0,
         pagesFlushed: 0,
         evictions: 0,
+        dedupHits: 0,
       },
     ]);
   });

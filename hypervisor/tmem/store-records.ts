@@ -1,0 +1,70 @@
+/**
+ * The records of the tmem store (store.ts): objects, pools and clients with their gauges. The
+ * store's ops keep these consistent; TmemStore.checkInvariants says what consistent means.
+ */
+
+import { TMEM_MAX_POOLS } from "./abi.ts";
+import { CompressionGate } from "./codec.ts";
+import type { ObjectKey, UuidText } from "./handle.ts";
+import { ClientCounters, PoolCounters } from "./metrics.ts";
+
+/** A page-carrying unit of a pool, named by its 64-bit object id. */
+export class TmemObject {
+  readonly pages = new Map<number, number>();
+
+  constructor(
+    readonly pool: Pool,
+    readonly key: ObjectKey,
+  ) {}
+}
+
+export class Pool {
+  readonly objects = new Map<ObjectKey, TmemObject>();
+  /** Member clients and the local pool id each one uses (just the owner for a private pool). */
+  readonly members = new Map<Client, number>();
+  readonly counters = new PoolCounters();
+  /** Gauges of the pages in this pool: all, with data, same-filled; bytes of their data. */
+  pages = 0;
+  frames = 0;
+  sameFilled = 0;
+  chargedBytes = 0;
+  storedBytes = 0;
+
+  constructor(
+    readonly persistent: boolean,
+    readonly uuid: UuidText | undefined,
+    /** The client charged for this pool's pages. */
+    public owner: Client,
+  ) {}
+
+  get shared(): boolean {
+    return this.uuid !== undefined;
+  }
+}
+
+export class Client {
+  readonly pools: (Pool | undefined)[] = new Array<Pool | undefined>(TMEM_MAX_POOLS).fill(undefined);
+  readonly authorisedUuids = new Set<UuidText>();
+  readonly counters = new ClientCounters();
+  frozen = false;
+  /** Gauges of the pages charged to this client; bytes of their data (per reference). */
+  ephemeralPages = 0;
+  persistentPages = 0;
+  sameFilledPages = 0;
+  dataPages = 0;
+  chargedBytes = 0;
+  storedBytes = 0;
+  readonly gates = [new CompressionGate(), new CompressionGate()];
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    public weight: number,
+    /** Infinity when no allowance is set. */
+    public persistentAllowance: number,
+    /** Sentinel of this client's LRU list (PageTable pair C) of ephemeral frame-backed pages. */
+    readonly lru: number,
+    /** Compress pages of ephemeral / persistent pools. */
+    readonly compress: [boolean, boolean],
+  ) {}
+}
