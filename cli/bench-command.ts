@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DedupMode } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { WorkloadName } from "../workloads/builtin.ts";
 import { defaultBudgetMib, planBenchConfigs, runBench, type BenchConfigName } from "./bench.ts";
@@ -26,6 +27,8 @@ export interface BenchFlags extends VersionFlags, UiFlags {
   phaseS?: number;
   diskLatencyUs: number;
   configs?: BenchConfigName[];
+  /** The store's dedup mode in the tmem configurations (not tmem-raw). */
+  dedup?: DedupMode;
   json?: string;
   out?: string;
 }
@@ -83,6 +86,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
         ...(flags.phaseS !== undefined ? { phaseS: flags.phaseS } : {}),
         diskLatencyUs: flags.diskLatencyUs,
         ...(flags.configs ? { configs: flags.configs } : {}),
+        ...(flags.dedup !== undefined ? { dedup: flags.dedup } : {}),
         commandLine: commandLine(argv),
         signal: controller.signal,
         log: (line) => process.stderr.write(`  ${line}\n`),

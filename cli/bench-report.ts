@@ -76,6 +76,12 @@ export interface RepeatMetrics {
   workloadSecondsSlowestGuest: number | null;
   /** From the first guest's start until every guest's workload finished (phased: the whole chain). */
   workloadCompletionSeconds: number | null;
+  /** The tmem store at its peak (summary.storeDensity): frames held, pages with data per frame, and the most frames fragmented at a tick. */
+  storePeakFrames?: number | null;
+  storePagesPerFrame?: number | null;
+  storeFragmentationFrames?: number | null;
+  /** Puts that shared data with an equal page (store.dedupHits). */
+  storeDedupHits?: number | null;
   /** Host CPU time (user + system) of the whole run: boots, file set, workload; all guests share one thread. */
   hostCpuSeconds: number | null;
   /** Wall time of the whole run, boots included. */
@@ -87,7 +93,7 @@ export type MetricKey = keyof RepeatMetrics;
 export interface MetricInfo {
   key: MetricKey;
   label: string;
-  unit: "sectors" | "requests" | "pages" | "ops" | "faults" | "s";
+  unit: "sectors" | "requests" | "pages" | "ops" | "faults" | "s" | "frames" | "x";
 }
 
 /** Every metric, in report order. */
@@ -114,6 +120,10 @@ export const BENCH_METRICS: readonly MetricInfo[] = [
   { key: "workloadSecondsMedianGuest", label: "workload time, median guest", unit: "s" },
   { key: "workloadSecondsSlowestGuest", label: "workload time, slowest guest", unit: "s" },
   { key: "workloadCompletionSeconds", label: "workload completion (all guests)", unit: "s" },
+  { key: "storePeakFrames", label: "store frames at its peak", unit: "frames" },
+  { key: "storePagesPerFrame", label: "store pages per frame (at peak)", unit: "x" },
+  { key: "storeFragmentationFrames", label: "store fragmentation, most frames", unit: "frames" },
+  { key: "storeDedupHits", label: "store dedup hits", unit: "ops" },
   { key: "hostCpuSeconds", label: "host CPU time (whole run)", unit: "s" },
   { key: "wallSeconds", label: "wall time (whole run)", unit: "s" },
 ];
@@ -180,6 +190,10 @@ export function sampleFromSummary(s: RunSummary, repeat: number, hostCpuS: numbe
       workloadSecondsMedianGuest: secs.length ? median(secs) : null,
       workloadSecondsSlowestGuest: s.totals.slowestGuestS,
       workloadCompletionSeconds: s.totals.completionS ?? null,
+      storePeakFrames: s.storeDensity && s.storeDensity.samples > 0 ? s.storeDensity.peakFramesUsed : null,
+      storePagesPerFrame: s.storeDensity?.pagesPerFrameAtPeak ?? null,
+      storeFragmentationFrames: s.storeDensity && s.storeDensity.samples > 0 ? s.storeDensity.maxFragmentationFrames : null,
+      storeDedupHits: s.store.dedupHits ?? null,
       hostCpuSeconds: hostCpuS - (s.setup?.hostCpuSeconds ?? 0),
       wallSeconds: s.seconds - (s.setup?.seconds ?? 0),
     },
@@ -388,7 +402,7 @@ export function buildRun(config: BenchConfig, allSamples: readonly RepeatSample[
   const samples = allSamples.filter((s) => s.valid);
   const failures = allFailures.filter((f) => f.config === config.name);
   const metrics = {} as { [K in MetricKey]: Stat | null };
-  for (const m of BENCH_METRICS) metrics[m.key] = stat(samples.map((s) => s.metrics[m.key]));
+  for (const m of BENCH_METRICS) metrics[m.key] = stat(samples.map((s) => s.metrics[m.key] ?? null));
   const total = (f: (s: RepeatSample) => number) => allSamples.reduce((n, s) => n + f(s), 0);
   return {
     config: config.name,
@@ -429,8 +443,11 @@ function memoryNotes(input: BenchDocumentInput): string[] {
     notes.push(
       `zswap: zswap.max_pool_percent=${p} lets each guest's compressed pool grow to ${p}% of its RAM (about ${((p * memoryMib) / 100).toFixed(0)} MiB; Linux takes the percentage of MemTotal, a little less), ` +
         `at most the ${(unused / guests).toFixed(0)} MiB per guest the tmem store gets. The asymmetry is real: zswap's pool comes out of the guest's own RAM (it competes with the page cache and anonymous memory, and the ${unused} MiB outside the guests stay unused), ` +
-        `while the tmem store is host memory outside the guests; zswap compresses pages (zbud: at most 2 per page frame) and caches only swap, the store keeps whole 4 KiB pages of swap (frontswap) and clean page cache (cleancache)`,
+        `while the tmem store is host memory outside the guests; zswap (LZ4, zsmalloc) and the tmem store (LZ4, size classes like zsmalloc's) both compress, and both are counted in the 4 KiB frames their allocator holds, not in compressed bytes; zswap caches only swap, the store swap (frontswap) and clean page cache (cleancache)`,
     );
+  }
+  if (names.includes("tmem-raw")) {
+    notes.push("tmem-raw: the tmem store with compression and deduplication off (one whole 4 KiB frame per page), the same budget as tmem");
   }
   if (names.includes("tmem+selfballoon")) {
     notes.push(`tmem+selfballoon: the selfballoon policy may balloon guest RAM out and give it to the store (at most ${input.configs.find((c) => c.name === "tmem+selfballoon")?.storeMaxMib?.toFixed(0) ?? "?"} MiB); the total stays ${budgetMib} MiB`);
@@ -508,6 +525,7 @@ export function buildBenchDocument(input: BenchDocumentInput): BenchDocument {
 
 export function formatValue(v: number, unit: MetricInfo["unit"]): string {
   if (unit === "s") return v.toFixed(1);
+  if (unit === "x") return v.toFixed(2);
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 

@@ -11,7 +11,9 @@
  *                    store would get per guest, (B - G x M) / G, but that pool comes out of the
  *                    guest's own RAM (see zswapNote)
  *  tmem              cleancache + frontswap to the shared store, static policy: the store gets
- *                    B - G x M MiB
+ *                    B - G x M MiB; the default store (LZ4 compression, dedup within each guest,
+ *                    size classes), its memory counted in frames as zswap's pool is in pages
+ *  tmem-raw          the same store with compression and dedup off: one whole frame per page
  *  tmem+selfballoon  (only for G > 1) the same with the selfballoon policy, which may balloon guest
  *                    RAM out into the store; the total stays B
  *
@@ -23,11 +25,12 @@
  */
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
+import type { DedupMode } from "../hypervisor/tmem/store.ts";
 import type { WorkloadName } from "../workloads/builtin.ts";
 import { buildBenchDocument, sampleFromSummary, type BenchDocument, type BenchSetup, type RepeatSample } from "./bench-report.ts";
 import type { RunOptions, RunSummary } from "./run.ts";
 
-export const BENCH_CONFIG_NAMES = ["disk", "zswap", "tmem", "tmem+selfballoon"] as const;
+export const BENCH_CONFIG_NAMES = ["disk", "zswap", "tmem", "tmem-raw", "tmem+selfballoon"] as const;
 export type BenchConfigName = (typeof BENCH_CONFIG_NAMES)[number];
 
 /** Kernel arguments of the tmem frontend driver (patches/) and of Linux's zswap (mm/zswap.c). */
@@ -43,6 +46,8 @@ export interface BenchConfig {
   kernelArgs: string[];
   /** Most the tmem store may hold, MiB (null: no store in this configuration). */
   storeMaxMib: number | null;
+  /** The store's compression and dedup (absent: the defaults, or the bench's --dedup). */
+  store?: { compression: boolean; dedup: DedupMode };
   /** MiB of the total memory this configuration leaves unused. */
   unusedMib: number;
 }
@@ -98,6 +103,15 @@ export function planBenchConfigs(m: BenchMemory, only?: readonly BenchConfigName
       unusedMib: unused,
     },
     { name: "tmem", policy: "static", tmem: true, kernelArgs: [], storeMaxMib: storeMaxMib("static", m), unusedMib: 0 },
+    {
+      name: "tmem-raw",
+      policy: "static",
+      tmem: true,
+      kernelArgs: [],
+      storeMaxMib: storeMaxMib("static", m),
+      unusedMib: 0,
+      store: { compression: false, dedup: "off" },
+    },
   ];
   if (m.guests > 1) {
     all.push({ name: "tmem+selfballoon", policy: "selfballoon", tmem: true, kernelArgs: [], storeMaxMib: storeMaxMib("selfballoon", m), unusedMib: 0 });
@@ -148,6 +162,8 @@ export interface BenchOptions {
   diskLatencyUs: number;
   /** Run only these configurations (default: all that apply). */
   configs?: readonly BenchConfigName[];
+  /** The store's dedup mode in the configurations that keep the default store (default "client"). */
+  dedup?: DedupMode;
   /** The command line, for the report and the chart's title. */
   commandLine: string;
   signal?: AbortSignal;
@@ -192,6 +208,7 @@ export function runOptionsFor(config: BenchConfig, opts: BenchOptions, budgetMib
     ...(opts.phaseS !== undefined ? { phaseS: opts.phaseS } : {}),
     kernelArgs: [...config.kernelArgs],
     tmem: config.tmem,
+    ...(config.store ? { store: { ...config.store } } : opts.dedup !== undefined ? { store: { dedup: opts.dedup } } : {}),
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };

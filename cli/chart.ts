@@ -26,6 +26,7 @@ export const CONFIG_COLOURS: Record<BenchConfigName, string> = {
   disk: "#7f7f7f",
   zswap: "#e08a1e",
   tmem: "#2f6fd0",
+  "tmem-raw": "#93b7ea",
   "tmem+selfballoon": "#2e9e4f",
 };
 

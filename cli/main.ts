@@ -10,6 +10,7 @@ import { runCommand } from "./run-command.ts";
 import { reportCommand } from "./report-command.ts";
 import { parseUiPort, UI_CONSOLE_MODES } from "./ui/live.ts";
 import { MEMORY_POLICY_NAMES } from "../hypervisor/scheduler/policy.ts";
+import { DEDUP_MODES } from "../hypervisor/tmem/store.ts";
 import { WORKLOAD_NAMES } from "../workloads/builtin.ts";
 import { CHECK_NAMES } from "./validate.ts";
 import { validateCommand } from "./validate-command.ts";
@@ -73,6 +74,8 @@ export function buildProgram(): Command {
       .addOption(new Option("--seed <n>", "workload seed").default(1).argParser(intOption("--seed", 0, 2 ** 31)))
       .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
       .option("--no-tmem", "boot the guests without the tmem device")
+      .option("--no-compression", "keep every page of the tmem store whole (default: LZ4 where it pays)")
+      .addOption(dedupOption())
       .option("--kernel-args <args>", "extra kernel command line arguments for every guest")
       .option("--json <file>", "write the summary as JSON")
       .addOption(new Option("--ui [port]", "live dashboard on http://127.0.0.1:PORT (a free port if none; the URL with its token is printed); stays up after the run until Ctrl-C").argParser(parseUiPort))
@@ -93,6 +96,7 @@ export function buildProgram(): Command {
       .addOption(new Option("--phase-s <s>", "phased: seconds between guests' peaks").argParser(intOption("--phase-s", 0, 3600)))
       .addOption(new Option("--disk-latency-us <us>", "latency per disk request of the model that estimates time saved (a model, reported apart)").default(100).argParser(intOption("--disk-latency-us", 0, 10_000_000)))
       .addOption(new Option("--configs <names...>", "run only these configurations").choices([...BENCH_CONFIG_NAMES]))
+      .addOption(dedupOption("in the tmem configurations with the default store (tmem-raw has none)"))
       .option("--json <file>", "write the results as JSON")
       .option("--out <dir>", "write bench-<workload>.json, .svg (and .png) into this folder")
       .addOption(new Option("--ui [port]", "live dashboard on http://127.0.0.1:PORT (a free port if none; the URL with its token is printed); stays up after the bench until Ctrl-C").argParser(parseUiPort))
@@ -122,6 +126,17 @@ export function buildProgram(): Command {
   });
 
   return program;
+}
+
+/** --dedup: identical pages in the tmem store share memory; across guests only when asked. */
+function dedupOption(where = ""): Option {
+  return new Option(
+    "--dedup <mode>",
+    `identical pages share store memory${where ? ` ${where}` : ""}: client (within each guest), off, or global (across guests: ` +
+      "only for guests of one trust group, as cross-VM dedup lets one guest learn another's page contents through timing: Dedup Est Machina, Flip Feng Shui)",
+  )
+    .choices([...DEDUP_MODES])
+    .default("client");
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -2,6 +2,7 @@
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
+import type { DedupMode } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { commandLine } from "./bench-command.ts";
 import { checkFolderFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
@@ -20,6 +21,9 @@ export interface RunFlags extends VersionFlags, UiFlags {
   seed: number;
   phaseS?: number;
   tmem: boolean;
+  /** The store's compression (--no-compression) and --dedup mode. */
+  compression?: boolean;
+  dedup?: DedupMode;
   kernelArgs?: string;
   json?: string;
 }
@@ -63,6 +67,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...(flags.phaseS !== undefined ? { phaseS: flags.phaseS } : {}),
       seed: flags.seed,
       tmem: flags.tmem,
+      store: { ...(flags.compression !== undefined ? { compression: flags.compression } : {}), ...(flags.dedup !== undefined ? { dedup: flags.dedup } : {}) },
       ...(flags.kernelArgs ? { kernelArgs: flags.kernelArgs.split(/\s+/).filter(Boolean) } : {}),
       log: (line) => process.stderr.write(`${line}\n`),
       onTable: (table) => {

@@ -25,8 +25,8 @@ import { StderrProgress } from "../guest-images/progress.ts";
 import { delta, type TmemGuestStats, type VmStats } from "../hypervisor/guest/stats.ts";
 import { MemoryHost } from "../hypervisor/host.ts";
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
-import type { StoreMetricsJson } from "../hypervisor/tmem/metrics.ts";
-import { TmemStore } from "../hypervisor/tmem/store.ts";
+import { StoreDensityTracker, type StoreDensityJson, type StoreMetricsJson } from "../hypervisor/tmem/metrics.ts";
+import { TmemStore, type DedupMode } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
 import { judgeWorkload, planWorkload, REASON_INTERRUPTED, REASON_NOT_STARTED, REASON_UNFINISHED, type WorkloadEnd, type WorkloadPlan } from "../workloads/builtin.ts";
@@ -50,6 +50,8 @@ export interface RunOptions {
   kernelArgs?: string[];
   /** Attach the tmem device (default true). */
   tmem?: boolean;
+  /** The store's compression (default on) and dedup mode (default "client"). */
+  store?: { compression?: boolean; dedup?: DedupMode };
   live?: boolean;
   log?: (line: string) => void;
   /** Called with a redrawn table now and then (live view). */
@@ -114,6 +116,8 @@ export interface RunSummary {
   seed: number;
   guests: GuestSummary[];
   store: StoreMetricsJson;
+  /** The store's density over the run: frames at its peak, pages per frame there, fragmentation. */
+  storeDensity?: StoreDensityJson;
   budgetMib: number;
   memoryMib: number;
   seconds: number;
@@ -225,7 +229,12 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
   }
   const swapMib = plan?.swapMib ?? opts.memoryMib * 2;
 
-  const store = new TmemStore({ budgetFrames: storeFrames });
+  const store = new TmemStore({
+    budgetFrames: storeFrames,
+    ...(opts.store?.compression !== undefined ? { compression: opts.store.compression } : {}),
+    ...(opts.store?.dedup !== undefined ? { dedup: opts.store.dedup } : {}),
+  });
+  const density = new StoreDensityTracker();
   const host = new MemoryHost(budgetMib, policy, store);
   const tmem = opts.tmem ?? true;
   log(`[tmemu] booting ${opts.guests} guests of ${opts.memoryMib} MiB, budget ${budgetMib} MiB, policy ${policy.name}`);
@@ -320,6 +329,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       const sample = recorder.sample((Date.now() - started) / 1000);
       opts.onSample?.(sample, events);
       for (const s of host.snapshot()) balloonMax.set(s.name, Math.max(balloonMax.get(s.name) ?? 0, s.balloonPages));
+      density.observe(store.metrics());
       if (opts.onTable && tick - lastTable >= 2000) {
         lastTable = tick;
         opts.onTable(liveTable(host, store, booted, (tick - started) / 1000));
@@ -411,6 +421,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       seed: opts.seed,
       guests,
       store: store.metrics(),
+      storeDensity: density.toJson(),
       budgetMib,
       memoryMib: opts.memoryMib,
       seconds: (Date.now() - t0) / 1000,
@@ -484,6 +495,7 @@ function liveTable(host: MemoryHost, store: TmemStore, guests: TmemGuest[], elap
   const m = store.metrics();
   const lines = [
     `tmemu run  ${elapsedS.toFixed(0)} s  store ${m.framesUsed}/${m.budgetFrames} frames (${(m.framesUsed / PAGES_PER_MIB).toFixed(0)}/${(m.budgetFrames / PAGES_PER_MIB).toFixed(0)} MiB), evictions ${m.evictions}`,
+    `store data: ${storeDataLine(m)}`,
     pad(["guest", "RAM MiB", "balloon", "tmem eph", "tmem pers", "hits", "data rd", "swap in", "swap out", "avail"], WIDTHS),
   ];
   const snaps = host.snapshot();
@@ -510,6 +522,15 @@ function liveTable(host: MemoryHost, store: TmemStore, guests: TmemGuest[], elap
   return lines.join("\n");
 }
 
+/** "lz4, 1.85 pages/frame, 12.3 MiB compressed, dedup (client) 120 hits, 3 frames fragmented". */
+export function storeDataLine(m: StoreMetricsJson): string {
+  const ppf = m.pagesPerFrame === null || m.pagesPerFrame === undefined ? "-" : m.pagesPerFrame.toFixed(2);
+  return (
+    `${m.compressor ?? "no compression"}, ${ppf} pages/frame, ${((m.compressedBytes ?? 0) / 1048576).toFixed(1)} MiB stored in ${m.objects ?? 0} objects, ` +
+    `dedup (${m.dedup ?? "-"}) ${m.dedupHits ?? 0} hits, ${m.fragmentationFrames ?? 0} frames fragmented, ${m.compactions ?? 0} compactions`
+  );
+}
+
 const STOPPED_TEXT: Record<RunStop, string> = { finished: "", duration: " (STOPPED at --duration-s)", interrupted: " (INTERRUPTED)" };
 
 export function formatSummary(s: RunSummary): string {
@@ -531,6 +552,12 @@ export function formatSummary(s: RunSummary): string {
     `counters: ${s.window.from} to ${s.window.to} (${s.window.seconds.toFixed(1)} s)${s.setup ? `; setup apart: ${s.setup.what}, ${s.setup.seconds.toFixed(1)} s, host CPU ${s.setup.hostCpuSeconds.toFixed(1)} s` : ""}`,
     `total: disk sectors ${t.diskSectors} (data read ${t.dataSectorsRead}, swap read ${t.swapSectorsRead}, swap written ${t.swapSectorsWritten}), mismatches ${t.mismatches}, OOM kills ${t.oomKills}, slowest guest ${t.slowestGuestS?.toFixed(1) ?? "-"} s, all done after ${t.completionS?.toFixed(1) ?? "-"} s`,
     `store (levels at the end): ${s.store.framesUsed}/${s.store.budgetFrames} frames used, ${s.store.pagesEphemeral} ephemeral + ${s.store.pagesPersistent} persistent pages, ${s.store.evictions} evictions since boot; wall time ${s.seconds.toFixed(0)} s`,
+    `store data (end): ${storeDataLine(s.store)}`,
+    ...(s.storeDensity && s.storeDensity.peakFramesUsed > 0
+      ? [
+          `store at its peak: ${s.storeDensity.peakFramesUsed} frames held ${s.storeDensity.dataPagesAtPeak} pages with data, ${s.storeDensity.pagesPerFrameAtPeak?.toFixed(2) ?? "-"} pages per frame; fragmentation at most ${s.storeDensity.maxFragmentationFrames} frames (${(100 * s.storeDensity.maxFragmentationFraction).toFixed(1)}% of those used)`,
+        ]
+      : []),
     `valid: ${s.valid ? "yes" : `NO (${s.reasons.join("; ")})`}`,
   );
   return `${lines.join("\n")}\n`;

@@ -319,3 +319,56 @@ export interface StoreMetricsJson {
   objectsMoved?: number;
   clients: ClientMetricsJson[];
 }
+
+/**
+ * The store's density over a run, from one StoreMetricsJson per tick (a run's end is no guide: the
+ * guests have flushed most pages by then):
+ * {
+ *   "samples": 120,
+ *   "peakFramesUsed": 16384,        // the most frames the store held at a tick
+ *   "dataPagesAtPeak": 30000,       // pages with data (not same-filled) at that tick
+ *   "pagesPerFrameAtPeak": 1.83,    // dataPagesAtPeak / peakFramesUsed (null: never held a frame)
+ *   "compressedBytesAtPeak": …,
+ *   "maxFragmentationFrames": 40,   // the most frames compaction could have freed at a tick
+ *   "maxFragmentationFraction": 0.003   // the same as a fraction of the frames used then
+ * }
+ */
+export interface StoreDensityJson {
+  samples: number;
+  peakFramesUsed: number;
+  dataPagesAtPeak: number;
+  pagesPerFrameAtPeak: number | null;
+  compressedBytesAtPeak: number;
+  maxFragmentationFrames: number;
+  maxFragmentationFraction: number;
+}
+
+export class StoreDensityTracker {
+  private d: StoreDensityJson = {
+    samples: 0,
+    peakFramesUsed: 0,
+    dataPagesAtPeak: 0,
+    pagesPerFrameAtPeak: null,
+    compressedBytesAtPeak: 0,
+    maxFragmentationFrames: 0,
+    maxFragmentationFraction: 0,
+  };
+
+  observe(m: StoreMetricsJson): void {
+    const d = this.d;
+    d.samples++;
+    if (m.framesUsed > 0 && m.framesUsed >= d.peakFramesUsed) {
+      d.peakFramesUsed = m.framesUsed;
+      d.dataPagesAtPeak = m.pages - m.sameFilledPages;
+      d.pagesPerFrameAtPeak = d.dataPagesAtPeak / m.framesUsed;
+      d.compressedBytesAtPeak = m.compressedBytes ?? 0;
+    }
+    const frag = m.fragmentationFrames ?? 0;
+    d.maxFragmentationFrames = Math.max(d.maxFragmentationFrames, frag);
+    if (m.framesUsed > 0) d.maxFragmentationFraction = Math.max(d.maxFragmentationFraction, frag / m.framesUsed);
+  }
+
+  toJson(): StoreDensityJson {
+    return { ...this.d };
+  }
+}

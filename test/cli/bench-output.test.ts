@@ -38,7 +38,7 @@ describe("writeBenchOutputs (--out DIR)", () => {
     expect(written.slice(0, 2)).toEqual([join(out, "bench-swap.json"), join(out, "bench-swap.svg")]);
     const json = JSON.parse(readFileSync(join(out, "bench-swap.json"), "utf8")) as { workload: string; runs: { config: string; swapSectorsRead: unknown }[] };
     expect(json.workload).toBe("swap");
-    expect(json.runs.map((r) => r.config)).toEqual(["disk", "zswap", "tmem"]);
+    expect(json.runs.map((r) => r.config)).toEqual(["disk", "zswap", "tmem", "tmem-raw"]);
     expect(json.runs[0]?.swapSectorsRead).toEqual({ median: 8, min: 8, max: 8 });
     expect(readFileSync(join(out, "bench-swap.svg"), "utf8")).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
     if (pngMissing === undefined) {

@@ -31,14 +31,14 @@ describe("zswapMaxPoolPercent (zswap's pool gets at most the store's share per g
 });
 
 describe("planBenchConfigs (equal memory in every configuration)", () => {
-  it("runs disk, zswap, tmem and tmem+selfballoon for several guests", () => {
-    expect(planBenchConfigs(MEMORY).map((c) => c.name)).toEqual(["disk", "zswap", "tmem", "tmem+selfballoon"]);
+  it("runs disk, zswap, tmem, tmem-raw and tmem+selfballoon for several guests", () => {
+    expect(planBenchConfigs(MEMORY).map((c) => c.name)).toEqual(["disk", "zswap", "tmem", "tmem-raw", "tmem+selfballoon"]);
   });
   it("leaves tmem+selfballoon out for one guest", () => {
-    expect(planBenchConfigs({ guests: 1, memoryMib: 128, budgetMib: 192 }).map((c) => c.name)).toEqual(["disk", "zswap", "tmem"]);
+    expect(planBenchConfigs({ guests: 1, memoryMib: 128, budgetMib: 192 }).map((c) => c.name)).toEqual(["disk", "zswap", "tmem", "tmem-raw"]);
   });
   it("turns the tmem frontends off and attaches no device for disk and zswap, and turns zswap on with the pool limit", () => {
-    const [disk, zswap, tmem, sb] = planBenchConfigs(MEMORY);
+    const [disk, zswap, tmem, raw, sb] = planBenchConfigs(MEMORY);
     expect(disk).toMatchObject({ tmem: false, policy: "static", kernelArgs: ["tmem.cleancache=0", "tmem.frontswap=0"], storeMaxMib: null, unusedMib: 192 });
     expect(zswap).toMatchObject({
       tmem: false,
@@ -47,6 +47,8 @@ describe("planBenchConfigs (equal memory in every configuration)", () => {
       unusedMib: 192,
     });
     expect(tmem).toMatchObject({ tmem: true, policy: "static", kernelArgs: [], storeMaxMib: 192, unusedMib: 0 });
+    expect(tmem!.store).toBeUndefined(); // the default store: compression and dedup on
+    expect(raw).toMatchObject({ tmem: true, policy: "static", kernelArgs: [], storeMaxMib: 192, unusedMib: 0, store: { compression: false, dedup: "off" } });
     expect(sb).toMatchObject({ tmem: true, policy: "selfballoon", unusedMib: 0 });
     expect(sb!.storeMaxMib).toBeGreaterThanOrEqual(192);
   });
@@ -73,8 +75,12 @@ describe("runOptionsFor", () => {
       ["static", false],
       ["static", false],
       ["static", true],
+      ["static", true],
       ["selfballoon", true],
     ]);
+    expect(all.map((o) => o.store)).toEqual([undefined, undefined, undefined, { compression: false, dedup: "off" }, undefined]);
+    const global = planBenchConfigs(MEMORY).map((c) => runOptionsFor(c, { ...OPTS, dedup: "global" }, 576).store);
+    expect(global).toEqual([{ dedup: "global" }, { dedup: "global" }, { dedup: "global" }, { compression: false, dedup: "off" }, { dedup: "global" }]);
   });
 });
 
@@ -124,7 +130,7 @@ describe("runBench", () => {
     const lines: string[] = [];
     const doc = await runBench({ ...OPTS, progress: (l) => lines.push(l) }, deps);
     expect(calls.map((c) => `${c.policy}/${c.tmem}/${c.kernelArgs?.includes("zswap.enabled=1") ? "z" : "-"}`)).toEqual(
-      Array.from({ length: 3 }, () => ["static/false/-", "static/false/z", "static/true/-", "selfballoon/true/-"]).flat(),
+      Array.from({ length: 3 }, () => ["static/false/-", "static/false/z", "static/true/-", "static/true/-", "selfballoon/true/-"]).flat(),
     );
     expect(new Set(calls.map((c) => c.seed))).toEqual(new Set([7]));
     expect(new Set(calls.map((c) => c.budgetMib))).toEqual(new Set([576]));
@@ -132,6 +138,7 @@ describe("runBench", () => {
       ["disk", 3],
       ["zswap", 3],
       ["tmem", 3],
+      ["tmem-raw", 3],
       ["tmem+selfballoon", 3],
     ]);
     expect(doc.runs[0]?.swapSectorsRead).toEqual({ median: 160, min: 160, max: 160 });
@@ -141,10 +148,10 @@ describe("runBench", () => {
       ["tmem swap-disk I/Os at least 75% below disk", "met"],
       ["tmem swap-disk I/Os below zswap", "met"],
     ]);
-    expect(lines).toHaveLength(12);
-    expect(lines[1]).toBe("[tmemu bench] config 2/4 (zswap) repeat 1/3, elapsed 1m00s, about 11m00s left");
-    expect(lines[11]).toBe("[tmemu bench] config 4/4 (tmem+selfballoon) repeat 3/3, elapsed 11m00s, about 1m00s left");
-    expect(doc.wallSeconds).toBe(720);
+    expect(lines).toHaveLength(15);
+    expect(lines[1]).toBe("[tmemu bench] config 2/5 (zswap) repeat 1/3, elapsed 1m00s, about 14m00s left");
+    expect(lines[14]).toBe("[tmemu bench] config 5/5 (tmem+selfballoon) repeat 3/3, elapsed 14m00s, about 1m00s left");
+    expect(doc.wallSeconds).toBe(900);
     expect(doc.interrupted).toBe(false);
   });
 
@@ -156,7 +163,7 @@ describe("runBench", () => {
   it("records a later failed run and goes on with the others", async () => {
     const { calls, deps } = fakeRunner({ fail: (n) => (n === 2 ? new Error("zswap guest did not boot") : undefined) });
     const doc = await runBench(OPTS, deps);
-    expect(calls).toHaveLength(12);
+    expect(calls).toHaveLength(15);
     expect(doc.runs[1]).toMatchObject({ config: "zswap", repeat: 2, failures: [{ repeat: 1, message: "zswap guest did not boot" }] });
     expect(doc.warnings).toContain("zswap repeat 1 failed: zswap guest did not boot");
   });
@@ -167,7 +174,7 @@ describe("runBench", () => {
     const doc = await runBench({ ...OPTS, signal: controller.signal }, deps);
     expect(calls).toHaveLength(6);
     expect(doc.interrupted).toBe(true);
-    expect(doc.runs.map((r) => r.repeat)).toEqual([2, 1, 1, 1]);
+    expect(doc.runs.map((r) => r.repeat)).toEqual([1, 1, 1, 1, 1]);
   });
 });
 

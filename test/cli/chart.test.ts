@@ -12,7 +12,7 @@ function sample(repeat: number, over: Partial<RepeatMetrics>, extra: Partial<Rep
   return { repeat, metrics: { ...metrics, tmemGetHits: null, ...over }, mismatches: 0, filesCorrupt: 0, oomKills: 0, failedGuests: 0, valid: true, reasons: [], ...extra };
 }
 
-function doc(samples: Record<BenchConfigName, RepeatSample[]>, commandLine = "tmemu bench --workload refault --guests 2", failures: RunFailure[] = []) {
+function doc(samples: Partial<Record<BenchConfigName, RepeatSample[]>>, commandLine = "tmemu bench --workload refault --guests 2", failures: RunFailure[] = []) {
   return buildBenchDocument({
     workload: "refault",
     commandLine,
@@ -20,7 +20,7 @@ function doc(samples: Record<BenchConfigName, RepeatSample[]>, commandLine = "tm
     seed: 1,
     repeat: 2,
     diskLatencyUs: 100,
-    configs: planBenchConfigs(MEMORY),
+    configs: planBenchConfigs(MEMORY, ["disk", "zswap", "tmem", "tmem+selfballoon"]),
     samples: new Map(Object.entries(samples) as [BenchConfigName, RepeatSample[]][]),
     failures,
     interrupted: false,
