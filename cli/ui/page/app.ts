@@ -101,7 +101,8 @@ function guestCharts(name: string): ChartSpec[] {
 }
 
 function storeCharts(v: RunView): ChartSpec[] {
-  const clients = [...new Set(v.samples.flatMap((s) => s.store.clients.map((c) => c.name)))];
+  // Store clients are named after their guests; any other client seen in the samples comes after them.
+  const clients = [...new Set([...v.meta.guests, ...v.samples.flatMap((s) => s.store.clients.map((c) => c.name))])];
   return [
     {
       title: "store: frames used vs budget, by client",
@@ -309,9 +310,9 @@ class Dashboard {
   }
 
   private summarySection(run: RunView): void {
+    if (!run.summaryText) return;
     const sec = el("section", { id: "summary" });
     this.root.append(sec);
-    if (!run.summaryText) return;
     const valid = run.summary?.valid ?? false;
     sec.append(el("h2", {}, "summary (as the CLI prints it) ", el("span", { class: valid ? "ok" : "bad", id: "valid" }, valid ? "valid" : "NOT valid")));
     sec.append(el("pre", { id: "summary-text" }, run.summaryText));
