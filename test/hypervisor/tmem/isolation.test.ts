@@ -172,3 +172,85 @@ describe("isolation between guests", () => {
     );
   });
 });
+
+describe("ISOLATION of deduplicated data", () => {
+  const SRC = 16;
+  const DST = 64;
+  /** A compressible page, the same bytes for every guest that writes it. */
+  function writeShared(g: TestGuest, pfn: number, seed: number): Uint8Array {
+    const page = g.page(pfn);
+    page.set(distinctPage(seed));
+    new Uint32Array(page.buffer, page.byteOffset + 2048, 512).fill(seed);
+    return page.slice();
+  }
+  function setup(dedup?: "client" | "off" | "global") {
+    const store = new TmemStore({ budgetFrames: 64, ...(dedup ? { dedup } : {}) });
+    const a = new TestGuest(store, "a");
+    const b = new TestGuest(store, "b");
+    for (const g of [a, b]) g.probe();
+    return { store, a, b, pa: a.newPool(), pb: b.newPool() };
+  }
+
+  it("by default, never shares data between guests: equal pages of two guests are two objects, and neither guest's ops change the other's", () => {
+    const { store, a, b, pa, pb } = setup();
+    const page = writeShared(b, SRC, 1);
+    writeShared(a, SRC, 1);
+    expect(b.put(pb, 1n, 0, SRC)).toBe(TMEM_HIT);
+    const before = store.metrics();
+    expect(a.put(pa, 1n, 0, SRC)).toBe(TMEM_HIT);
+    const after = store.metrics();
+    // A's equal page took its own object and its own room: nothing about B's is visible to A.
+    expect(after.dedupHits).toBe(0);
+    expect(after.objects).toBe((before.objects ?? 0) + 1);
+    expect(after.compressedBytes).toBe((before.compressedBytes ?? 0) * 2);
+    expect(a.flushPage(pa, 1n, 0)).toBe(1);
+    expect(b.get(pb, 1n, 0, DST)).toBe(TMEM_HIT);
+    expect(bytesEqual(b.page(DST), page)).toBe(true);
+    store.checkInvariants();
+  });
+
+  it("by default, shares within one guest and pool type, with copy on flush and on replace", () => {
+    const { store, a, pa } = setup();
+    const page = writeShared(a, SRC, 2);
+    expect(a.put(pa, 1n, 0, SRC)).toBe(TMEM_HIT);
+    expect(a.put(pa, 2n, 5, SRC)).toBe(TMEM_HIT);
+    expect(a.put(pa, 3n, 0, SRC)).toBe(TMEM_HIT);
+    expect(store.metrics()).toMatchObject({ pages: 3, objects: 1, dedupHits: 2 });
+    expect(store.clientMetrics(a.clientId)).toMatchObject({ dedupHits: 2, dataPages: 3 });
+    expect(a.flushPage(pa, 1n, 0)).toBe(1);
+    writeShared(a, SRC, 3); // a different page replaces handle 2:5
+    expect(a.put(pa, 2n, 5, SRC)).toBe(TMEM_HIT);
+    expect(a.get(pa, 3n, 0, DST)).toBe(TMEM_HIT);
+    expect(bytesEqual(a.page(DST), page)).toBe(true);
+    store.checkInvariants();
+    // Persistent and ephemeral pages never share (eviction must free what it drops).
+    const pers = a.newPool(TMEM_POOL_PERSIST);
+    writeShared(a, SRC, 2);
+    expect(a.put(pers, 1n, 0, SRC)).toBe(TMEM_HIT);
+    expect(a.put(pa, 9n, 0, SRC)).toBe(TMEM_HIT);
+    expect(store.metrics()).toMatchObject({ objects: 3, dedupHits: 2 });
+    store.checkInvariants();
+  });
+
+  it("with --dedup off, shares nothing", () => {
+    const { store, a, pa } = setup("off");
+    writeShared(a, SRC, 2);
+    expect(a.put(pa, 1n, 0, SRC)).toBe(TMEM_HIT);
+    expect(a.put(pa, 2n, 0, SRC)).toBe(TMEM_HIT);
+    expect(store.metrics()).toMatchObject({ objects: 2, dedupHits: 0 });
+  });
+
+  it("with --dedup global (one trust group), shares across guests, and one guest's flush still never changes the other's page", () => {
+    const { store, a, b, pa, pb } = setup("global");
+    const page = writeShared(b, SRC, 4);
+    writeShared(a, SRC, 4);
+    expect(b.put(pb, 1n, 0, SRC)).toBe(TMEM_HIT);
+    expect(a.put(pa, 7n, 0, SRC)).toBe(TMEM_HIT);
+    expect(store.metrics()).toMatchObject({ objects: 1, dedupHits: 1 });
+    expect(a.flushObject(pa, 7n)).toBe(1);
+    expect(b.get(pb, 1n, 0, DST)).toBe(TMEM_HIT);
+    expect(bytesEqual(b.page(DST), page)).toBe(true);
+    store.checkInvariants();
+    expect(store.metrics()).toMatchObject({ pages: 0, objects: 0, framesUsed: 0 });
+  });
+});

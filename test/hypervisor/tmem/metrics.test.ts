@@ -11,7 +11,7 @@ import {
   TMEM_PROBE,
   TMEM_PUT_PAGE,
 } from "../../../hypervisor/tmem/abi.ts";
-import { ClientCounters, emptyErrorCounts, errorName } from "../../../hypervisor/tmem/metrics.ts";
+import { ClientCounters, emptyErrorCounts, errorName, StoreDensityTracker, type StoreMetricsJson } from "../../../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../../../hypervisor/tmem/store.ts";
 import { BugIndicatingError } from "../../../hypervisor/errors.ts";
 import { TestGuest } from "./test-guest.ts";
@@ -90,5 +90,26 @@ describe("store metrics", () => {
     snap.puts = 99;
     expect(store.clientMetrics(g.clientId).errors.EPROTO).toBe(1);
     expect(store.clientMetrics(g.clientId).puts).toBe(0);
+  });
+});
+
+describe("StoreDensityTracker", () => {
+  const m = (framesUsed: number, pages: number, sameFilledPages: number, fragmentationFrames: number) =>
+    ({ budgetFrames: 100, framesTotal: 100, framesUsed, maxPages: 1000, pages, pagesEphemeral: pages, pagesPersistent: 0, sameFilledPages, evictions: 0, compressedBytes: pages * 2000, fragmentationFrames, clients: [] }) as StoreMetricsJson;
+  it("keeps the densest tick at the peak of frames used and the most fragmentation", () => {
+    const t = new StoreDensityTracker();
+    expect(t.toJson()).toMatchObject({ samples: 0, peakFramesUsed: 0, pagesPerFrameAtPeak: null });
+    t.observe(m(10, 12, 2, 1));
+    t.observe(m(50, 100, 10, 8));
+    t.observe(m(20, 30, 0, 5)); // after the peak: the guests flushed
+    expect(t.toJson()).toEqual({
+      samples: 3,
+      peakFramesUsed: 50,
+      dataPagesAtPeak: 90,
+      pagesPerFrameAtPeak: 90 / 50,
+      compressedBytesAtPeak: 200000,
+      maxFragmentationFrames: 8,
+      maxFragmentationFraction: 0.25,
+    });
   });
 });

@@ -837,3 +837,94 @@ describe("metrics", () => {
     ]);
   });
 });
+
+describe("compression and size classes", () => {
+  /** memtouch's kind of page: half random, half one word (compresses about 2:1). */
+  function putHalf(g: TestGuest, pool: number, obj: bigint, index: number, seed: number): number {
+    g.fillDistinct(SRC, seed);
+    const page = g.page(SRC);
+    new Uint32Array(page.buffer, page.byteOffset + 2048, 512).fill(seed);
+    return g.put(pool, obj, index, SRC);
+  }
+
+  it("holds about 1.8 half-random pages per frame where whole pages hold 1, within the same budget", () => {
+    const packed = newStore(64);
+    const raw = new TmemStore({ budgetFrames: 64, compression: false, dedup: "off" });
+    for (const store of [packed, raw]) {
+      const g = guest(store, "g");
+      const pool = g.newPool(PERSISTENT);
+      let n = 0;
+      while (putHalf(g, pool, 1n, n, n + 1) === TMEM_HIT) n++;
+      store.checkInvariants();
+      const m = store.metrics();
+      expect(m.framesUsed).toBeLessThanOrEqual(64);
+      expect(m.pagesPersistent).toBe(n);
+    }
+    expect(raw.metrics()).toMatchObject({ pagesPersistent: 64, framesUsed: 64, pagesPerFrame: 1, compressor: null });
+    expect(packed.metrics().pagesPersistent).toBeGreaterThanOrEqual(112); // 7 zspages of 8 frames, 15 pages each = 105, plus whole-page slots of the last frames
+    expect(packed.metrics().pagesPerFrame!).toBeGreaterThan(1.75);
+  });
+
+  it("gives every page back byte for byte after evictions and compaction under a full store", () => {
+    const store = newStore(32);
+    const g = guest(store, "g");
+    const pool = g.newPool();
+    const kept = new Map<number, Uint8Array>();
+    for (let i = 0; i < 300; i++) {
+      expect(putHalf(g, pool, 1n, i, i + 1)).toBe(TMEM_HIT);
+      kept.set(i, g.pageCopy(SRC));
+      if (i % 3 === 0) expect(g.flushPage(pool, 1n, i - 1 < 0 ? 0 : i - 1)).toBeGreaterThanOrEqual(0);
+      store.checkInvariants();
+    }
+    const m = store.metrics();
+    expect(m.evictions).toBeGreaterThan(100);
+    expect(m.framesUsed).toBeLessThanOrEqual(32);
+    let hits = 0;
+    for (const [i, page] of kept) {
+      const [r, got] = getInto(g, pool, 1n, i);
+      if (r === TMEM_HIT) {
+        hits++;
+        expect(got).toEqual(page);
+      }
+    }
+    expect(hits).toBeGreaterThan(30);
+    store.checkInvariants();
+  });
+
+  it("shrinks the budget by compacting and evicting, and refuses below what persistent data needs compacted", () => {
+    const store = newStore(64);
+    const g = guest(store, "g");
+    const pers = g.newPool(PERSISTENT);
+    const eph = g.newPool();
+    for (let i = 0; i < 30; i++) expect(putHalf(g, pers, 1n, i, i + 1)).toBe(TMEM_HIT); // 2 zspages: 16 frames
+    for (let i = 0; i < 40; i++) expect(putHalf(g, eph, 1n, i, 100 + i)).toBe(TMEM_HIT);
+    for (let i = 0; i < 30; i += 2) expect(g.flushPage(pers, 1n, i)).toBe(1); // 15 left: 1 zspage when compacted
+    expect(() => store.setBudgetFrames(7)).toThrow(/persistent pages hold 8 frames/);
+    expect(store.budgetFrames).toBe(64);
+    store.setBudgetFrames(8);
+    store.checkInvariants();
+    expect(store.metrics()).toMatchObject({ pagesPersistent: 15, pagesEphemeral: 0, framesUsed: 8 });
+    expect(store.metrics().compactions).toBeGreaterThan(0);
+    for (let i = 1; i < 30; i += 2) {
+      g.fillDistinct(SRC, i + 1);
+      const page = g.page(SRC);
+      new Uint32Array(page.buffer, page.byteOffset + 2048, 512).fill(i + 1);
+      const [r, got] = getInto(g, pers, 1n, i);
+      expect(r).toBe(TMEM_HIT);
+      expect(got).toEqual(g.pageCopy(SRC));
+    }
+  });
+
+  it("compresses per client and pool type as the client asks", () => {
+    const store = newStore(64);
+    const g = guest(store, "g", { compression: { persistent: false } });
+    const pers = g.newPool(PERSISTENT);
+    const eph = g.newPool();
+    expect(putHalf(g, pers, 1n, 0, 1)).toBe(TMEM_HIT);
+    expect(putHalf(g, eph, 1n, 0, 2)).toBe(TMEM_HIT);
+    const c = store.clientMetrics(g.clientId);
+    expect(c.compression).toEqual({ ephemeral: true, persistent: false });
+    expect(c.pools.find((p) => p.persistent)).toMatchObject({ compressedBytes: 4096, pagesPerFrame: 1 });
+    expect(c.pools.find((p) => !p.persistent)!.compressedBytes).toBeLessThan(2200);
+  });
+});
