@@ -157,10 +157,6 @@ function gccVersion(): string | undefined {
   return query("gcc", ["--version"])?.split("\n")[0]?.trim();
 }
 
-function sha256(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
-}
-
 function kernelRecord(m: StageManifest): KernelBuildRecord {
   const patches = Array.isArray(m["patches"]) ? (m["patches"] as unknown[]) : [];
   return {
@@ -219,11 +215,19 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
 
   // Stage 1: kernel.
   const patches = listPatches(patchesDir);
+  // The bytes the key is made of are the bytes recorded: a patch edited during the build does not
+  // change what the manifest says was built.
+  const patchInputs = dirInputs(patchesDir, "patches", (n) => n.endsWith(".patch"));
+  const patchRecord = patches.map((p) => {
+    const name = p.split("/").pop() ?? p;
+    const bytes = patchInputs[`patches/${name}`];
+    return { name, sha256: createHash("sha256").update(bytes ?? readFileSync(p)).digest("hex") };
+  });
   const fragment = readFileSync(join(GUEST_IMAGES_DIR, "kernel.config"), "utf8");
   const kernelKey = hashInputs({
     "linux-source": pkg(KERNEL_PACKAGE).version,
     "kernel.config": fragment,
-    ...dirInputs(patchesDir, "patches", (n) => n.endsWith(".patch")),
+    ...patchInputs,
     ...sourceInputs("kernel.ts", "kconfig.ts"),
   });
   const kernelDir = join(root, "kernel", kernelKey);
@@ -262,7 +266,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Imag
           release: result.release,
           linuxSource: pkg(KERNEL_PACKAGE).version,
           linuxSourceAsked: pkg(KERNEL_PACKAGE).asked,
-          patches: patches.map((p) => ({ name: p.split("/").pop() ?? p, sha256: sha256(p) })),
+          patches: patchRecord,
           gcc: gccVersion(),
         };
         writeFileSync(join(tmpOut, "manifest.json"), JSON.stringify(manifest, null, 2));
