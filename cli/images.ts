@@ -38,7 +38,7 @@ export function describeImages(set: ImageSet): string {
   };
   return [
     `kernel   ${set.kernelRelease}  ${set.kernelDir}/bzImage  ${state(set.built.kernel, set.seconds.kernelBuild)}`,
-    `         linux-source-6.1 ${source}, gcc ${k.gcc ?? "(not recorded)"}, built ${k.builtAt}`,
+    `         linux-source-6.1 ${source}, ${k.gcc ?? "gcc (not recorded)"}, built ${k.builtAt}`,
     `initrd   ${set.initrdPath}  ${state(set.built.initrd, set.seconds.initrdBuild)}`,
     `         busybox-static ${set.initrd.busybox}, programs ${set.initrd.programs.join(", ") || "(none)"}`,
     `bios     ${set.biosPath}`,
