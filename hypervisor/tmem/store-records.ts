@@ -7,6 +7,7 @@ import { TMEM_MAX_POOLS } from "./abi.ts";
 import { CompressionGate } from "./codec.ts";
 import type { ObjectKey, UuidText } from "./handle.ts";
 import { ClientCounters, PoolCounters } from "./metrics.ts";
+import { FRAME_SIZE } from "./slab.ts";
 
 /** A page-carrying unit of a pool, named by its 64-bit object id. */
 export class TmemObject {
@@ -54,7 +55,11 @@ export class Client {
   dataPages = 0;
   chargedBytes = 0;
   storedBytes = 0;
-  readonly gates = [new CompressionGate(), new CompressionGate()];
+  /** Charged bytes of the data of its persistent pages (for the allowance, which counts memory). */
+  persistentChargedBytes = 0;
+  persistentDataPages = 0;
+  /** Whether compressing its ephemeral pages pays (persistent pages are always compressed if asked). */
+  readonly gate = new CompressionGate();
 
   constructor(
     readonly id: number,
@@ -67,4 +72,12 @@ export class Client {
     /** Compress pages of ephemeral / persistent pools. */
     readonly compress: [boolean, boolean],
   ) {}
+
+  /**
+   * What counts against the persistent allowance, in 4 KiB units: a page with data its class slot
+   * (a whole page 1, a page compressed into a 2,128-byte slot 0.52), a same-filled page 1.
+   */
+  persistentUnits(): number {
+    return this.persistentPages - this.persistentDataPages + this.persistentChargedBytes / FRAME_SIZE;
+  }
 }

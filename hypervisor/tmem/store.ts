@@ -29,7 +29,8 @@
  *    one, as Xen's tmem_evict), until it fits. Nothing evictable: TMEM_ENOSPC. Persistent pages are
  *    never evicted. A replace releases the old data first, so a full store can refuse it too.
  *  - Puts to a persistent pool that would take a client past its persistentAllowancePages (if set)
- *    are refused with TMEM_ENOSPC; the allowance counts pages, same-filled ones included.
+ *    are refused with TMEM_ENOSPC. The allowance counts memory in 4 KiB units: a page with data its
+ *    size-class slot (Client.persistentUnits), a same-filled page 1 (it holds a record).
  *  - A frozen client's puts are refused with TMEM_EBUSY (the handle is flushed); gets and flushes
  *    still work.
  *  - Page records are capped at maxPages, so a guest that stores only same-filled pages cannot grow
@@ -276,7 +277,7 @@ export class TmemStore {
     const old = obj === undefined ? NIL : (obj.pages.get(index) ?? NIL);
     if (c.frozen) return this.refusePut(c, pool, old, TMEM_EBUSY);
     if (old === NIL) {
-      if (pool.persistent && pool.owner.persistentPages >= pool.owner.persistentAllowance) {
+      if (pool.persistent && pool.owner.persistentUnits() >= pool.owner.persistentAllowance) {
         return this.refusePut(c, pool, NIL, TMEM_ENOSPC);
       }
       if (this.pages >= this.maxPages && !this.evictForRecord(c)) {
@@ -637,9 +638,10 @@ export class TmemStore {
       });
     }
     for (const pool of this.sharedPools.values()) if (!pools.has(pool)) bug("shared pool held by nobody");
-    type Gauges = { eph: number; pers: number; fill: number; frames: number; charged: number; stored: number };
+    type Gauges = { eph: number; pers: number; fill: number; frames: number; charged: number; stored: number; pCharged: number; pFrames: number };
+    const zero = (): Gauges => ({ eph: 0, pers: 0, fill: 0, frames: 0, charged: 0, stored: 0, pCharged: 0, pFrames: 0 });
     const perClient = new Map<Client, Gauges>();
-    for (const c of this.clients.values()) perClient.set(c, { eph: 0, pers: 0, fill: 0, frames: 0, charged: 0, stored: 0 });
+    for (const c of this.clients.values()) perClient.set(c, zero());
     let pages = 0;
     let fill = 0;
     let eph = 0;
@@ -651,7 +653,7 @@ export class TmemStore {
       for (const [c, id] of pool.members) if (c.pools[id] !== pool) bug(`member ${c.id} lost pool ${id}`);
       if (!pool.members.has(pool.owner)) bug("pool owner is not a member");
       const owner = perClient.get(pool.owner) ?? bug("pool owner is not a client");
-      const p: Gauges = { eph: 0, pers: 0, fill: 0, frames: 0, charged: 0, stored: 0 };
+      const p = zero();
       for (const [key, obj] of pool.objects) {
         if (obj.key !== key || obj.pool !== pool) bug(`object ${String(key)} misfiled`);
         if (obj.pages.size === 0) bug(`empty object ${String(key)} kept`);
@@ -675,8 +677,13 @@ export class TmemStore {
       }
       if (p.eph !== pool.pages || p.frames !== pool.frames || p.fill !== pool.sameFilled) bug(`pool gauges ${p.eph}/${pool.pages} ${p.frames}/${pool.frames} ${p.fill}/${pool.sameFilled}`);
       if (p.charged !== pool.chargedBytes || p.stored !== pool.storedBytes) bug("pool byte gauges");
-      if (pool.persistent) owner.pers += p.eph;
-      else owner.eph += p.eph;
+      if (pool.persistent) {
+        owner.pers += p.eph;
+        owner.pCharged += p.charged;
+        owner.pFrames += p.frames;
+      } else {
+        owner.eph += p.eph;
+      }
       owner.fill += p.fill;
       owner.frames += p.frames;
       owner.charged += p.charged;
@@ -695,6 +702,7 @@ export class TmemStore {
       if (n.eph !== c.ephemeralPages || n.pers !== c.persistentPages) bug(`client ${c.id} page gauges`);
       if (n.fill !== c.sameFilledPages || n.frames !== c.dataPages) bug(`client ${c.id} data page gauges`);
       if (n.charged !== c.chargedBytes || n.stored !== c.storedBytes) bug(`client ${c.id} byte gauges`);
+      if (n.pCharged !== c.persistentChargedBytes || n.pFrames !== c.persistentDataPages) bug(`client ${c.id} persistent gauges`);
       if (c.chargedBytes > 0) weightSum += c.weight;
       for (const s of pt.listC(c.lru)) {
         const pool = pt.obj[s]?.pool;
@@ -769,15 +777,15 @@ export class TmemStore {
    */
   private storeData(c: Client, pool: Pool): number {
     const k = kind(pool.persistent);
-    const gate = c.gates[k]!;
-    const compress = c.compress[k] && gate.shouldTry();
+    const gate = pool.persistent ? undefined : c.gate;
+    const compress = c.compress[k] && (gate?.shouldTry() ?? true);
     let h = this.data.prepare(this.scratch, this.scratchWords, compress, this.dedupScope(c, pool.persistent));
     if (h !== NO_HANDLE) {
       c.counters.dedupHits++;
       pool.counters.dedupHits++;
       return h;
     }
-    if (compress) gate.record(this.data.pendingCompressed);
+    if (compress) gate?.record(this.data.pendingCompressed);
     const zpool = this.data.zpool;
     for (;;) {
       h = this.data.commit(this.budget, pool.persistent);
@@ -805,6 +813,10 @@ export class TmemStore {
     pool.storedBytes += stored;
     c.dataPages += sign;
     c.storedBytes += stored;
+    if (pool.persistent) {
+      c.persistentDataPages += sign;
+      c.persistentChargedBytes += charged;
+    }
     this.charge(c, charged);
   }
 

@@ -31,6 +31,9 @@ import {
 import { uuidToWords } from "../../../hypervisor/tmem/handle.ts";
 import { encodeEax } from "../../../hypervisor/tmem/hypercall.ts";
 import { TmemStore, type TmemStoreOptions } from "../../../hypervisor/tmem/store.ts";
+import { compressPage } from "../../../hypervisor/tmem/codec.ts";
+import { FRAME_SIZE as PAGE_SIZE, Slab } from "../../../hypervisor/tmem/slab.ts";
+import { Zpool } from "../../../hypervisor/tmem/zpool.ts";
 import { TmemModel, type ModelOutcome, type Regs } from "./model.ts";
 import { bytesEqual, checkEqual, checkTrue, distinctPage, isSameFilled, objectWords, TestGuest } from "./test-guest.ts";
 
@@ -149,6 +152,13 @@ function compressiblePage(seed: number): Uint8Array {
  * dedup: every page with data takes exactly one frame. The others keep compressed, shared data in
  * size classes: the frames they use are what the allocator holds (checkInvariants), within budget.
  */
+/** What the compressing store counts against an allowance for a page: its class slot, in pages. */
+function compressedUnits(data: Uint8Array): number {
+  if (isSameFilled(data)) return 1;
+  return ZPOOL.classFor(compressPage(data).length).size / PAGE_SIZE;
+}
+const ZPOOL = new Zpool(Slab.allocate(0));
+
 const CONFIGS: { name: string; options: Pick<TmemStoreOptions, "compression" | "dedup">; wholePages: boolean }[] = [
   { name: "whole pages", options: { compression: false, dedup: "off" }, wholePages: true },
   { name: "compressed, dedup per client (the default)", options: {}, wholePages: false },
@@ -163,7 +173,7 @@ interface Run {
 
 function newRun(budgetFrames: number, maxPages: number | undefined, seed: number, config: (typeof CONFIGS)[number]): Run {
   const store = new TmemStore({ budgetFrames, ...(maxPages === undefined ? {} : { maxPages }), ...config.options });
-  const model = new TmemModel(MEMORY_BYTES);
+  const model = new TmemModel(MEMORY_BYTES, config.wholePages ? undefined : compressedUnits);
   const guests = [0, 1].map((g) => {
     const guest = new TestGuest(store, `g${g}`, { memoryBytes: MEMORY_BYTES });
     for (const uuid of AUTH[g]!) store.authorizeShared(guest.clientId, uuid);

@@ -87,7 +87,14 @@ export class TmemModel {
   readonly clients: ModelClient[] = [];
   private readonly shared = new Map<string, ModelPool>();
 
-  constructor(private readonly memoryBytes: number) {}
+  /**
+   * `units(data)`: what one persistent page counts against its client's allowance, in pages (the
+   * store counts memory: a compressed page its size-class slot / 4 KiB). Default: 1 (page counting).
+   */
+  constructor(
+    private readonly memoryBytes: number,
+    private readonly units: (data: Uint8Array) => number = () => 1,
+  ) {}
 
   addClient(auth: readonly string[] = [], allowance = Number.POSITIVE_INFINITY): number {
     this.clients.push({
@@ -126,11 +133,12 @@ export class TmemModel {
     return start + PAGE <= this.memoryBytes && !inHole;
   }
 
+  /** The client's persistent pages, each counted as `units` says. */
   private persistentPages(ci: number): number {
     let n = 0;
     for (const p of this.client(ci).pools) {
       if (p?.persistent !== true) continue;
-      for (const obj of p.objects.values()) n += obj.size;
+      for (const obj of p.objects.values()) for (const data of obj.values()) n += this.units(data);
     }
     return n;
   }

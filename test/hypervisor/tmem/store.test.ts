@@ -915,6 +915,21 @@ describe("compression and size classes", () => {
     }
   });
 
+  it("counts the persistent allowance in memory: compressed pages count their slot, so more of them fit", () => {
+    const store = newStore(64);
+    const g = guest(store, "g", { persistentAllowancePages: 2 });
+    const pool = g.newPool(PERSISTENT);
+    let n = 0;
+    while (putHalf(g, pool, 1n, n, n + 1) === TMEM_HIT) n++;
+    // each half-random page takes a 2,128-byte slot (0.52 of a page): 4 fit under 2 pages
+    expect(n).toBe(4);
+    expect(store.clientMetrics(g.clientId)).toMatchObject({ pagesPersistent: 4, chargedBytes: 4 * 2128 });
+    const raw = new TmemStore({ budgetFrames: 64, compression: false });
+    const r = guest(raw, "r", { persistentAllowancePages: 2 });
+    const rp = r.newPool(PERSISTENT);
+    expect([putHalf(r, rp, 1n, 0, 1), putHalf(r, rp, 1n, 1, 2), putHalf(r, rp, 1n, 2, 3)]).toEqual([TMEM_HIT, TMEM_HIT, TMEM_ENOSPC]);
+  });
+
   it("compresses per client and pool type as the client asks", () => {
     const store = newStore(64);
     const g = guest(store, "g", { compression: { persistent: false } });
