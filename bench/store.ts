@@ -10,7 +10,13 @@
  * "copy limit": the same N pages moved the same way with nothing but Uint8Array.set (source region
  * to a slab-sized buffer, back to the destination region): 2N page copies per round.
  *
- * The ratio of the two medians is the share of the copy limit the store keeps (target >= 0.5).
+ * The ratio of the two medians is the share of the copy limit the store keeps. Three stores:
+ *  - "whole pages": compression and dedup off, random pages (target >= 0.5);
+ *  - "compressed": the default store (LZ4, dedup within the client) on memtouch's kind of page, half
+ *    random and half one word, which LZ4 halves: put = hash + compress + size-class copy, get =
+ *    decompress (target >= 0.25);
+ *  - "default, random pages": the default store on pages that do not compress (kept whole after the
+ *    compressor says so; the gate then skips it for a while).
  *
  * "put evicting LRU": puts into a full store, each evicting the least recently used page, at two
  * store sizes 16x apart; equal rates show that eviction and LRU upkeep are O(1) per page. (A put
@@ -33,6 +39,7 @@ const SRC_PFN = 256;
 const DST_PFN = SRC_PFN + PAGES;
 const MEMORY_BYTES = (DST_PFN + PAGES) * PAGE_SIZE;
 const TARGET_RATIO = 0.5;
+const COMPRESSED_TARGET_RATIO = 0.25;
 /** Store sizes for the eviction measurement: 16 MiB and 256 MiB, both beyond the CPU caches. */
 const EVICT_SMALL_FRAMES = 4096;
 const EVICT_LARGE_FRAMES = 65536;
@@ -41,10 +48,16 @@ function fail(message: string): never {
   throw new Error(`bench store: ${message}`);
 }
 
-function storeRate(options: BenchOptions): number {
+type StoreKind = "whole" | "compressed" | "default-random";
+
+function storeRate(options: BenchOptions, kind: StoreKind = "whole"): number {
   const memory = new ArrayGuestMemory(MEMORY_BYTES);
   randomFillSync(memory.bytes);
-  const store = new TmemStore({ budgetFrames: PAGES });
+  if (kind === "compressed") {
+    // memtouch's pages: the second half of each page one repeated word
+    for (let p = SRC_PFN; p < SRC_PFN + PAGES; p++) new Uint32Array(memory.bytes.buffer, p * PAGE_SIZE + PAGE_SIZE / 2, PAGE_SIZE / 8).fill(p * 0x9e3779b9);
+  }
+  const store = new TmemStore(kind === "whole" ? { budgetFrames: PAGES, compression: false, dedup: "off" } : { budgetFrames: PAGES });
   const client = store.createClient("bench");
   const handler = new TmemHypercallHandler(store, client, memory);
   const regs: TrapRegisters = { eax: encodeEax(TMEM_PROBE), ebx: TMEM_ABI_VERSION, ecx: 0, edx: 0, esi: 0, edi: 0 };
@@ -90,6 +103,8 @@ function storeRate(options: BenchOptions): number {
   if (m.framesUsed !== 0 || m.pages !== 0) fail("exclusive gets left pages behind");
   const c = store.clientMetrics(client);
   if (c.getHits !== PAGES || c.sameFilledPages !== 0) fail("unexpected hits or same-filled pages");
+  if (kind === "compressed" && (m.compressedPuts ?? 0) !== PAGES) fail(`expected ${PAGES} compressed puts, got ${m.compressedPuts}`);
+  if (kind !== "compressed" && (m.compressedPuts ?? 0) !== 0) fail("random pages were stored compressed");
   if (handler.lastInternalError !== undefined) fail(`internal error: ${String(handler.lastInternalError)}`);
   return rate(round, 2 * PAGES, options.minSampleMs);
 }
@@ -151,23 +166,30 @@ function copyRate(options: BenchOptions): number {
 
 export const storeBench: BenchDefinition = {
   name: "store",
-  description: "tmem put+get of random 4 KiB pages through the hypercall handler vs. Uint8Array.set",
+  description: "tmem put+get of 4 KiB pages through the hypercall handler (whole, compressed, default on random) vs. Uint8Array.set",
   run(options: BenchOptions): BenchResult {
     const store: number[] = [];
+    const compressed: number[] = [];
+    const defaultRandom: number[] = [];
     const copy: number[] = [];
     const evictSmall: number[] = [];
     const evictLarge: number[] = [];
     // Interleave the measurements so that background load hits them alike.
     for (let i = 0; i < options.repeats; i++) {
       copy.push(copyRate(options));
-      store.push(storeRate(options));
+      store.push(storeRate(options, "whole"));
+      compressed.push(storeRate(options, "compressed"));
+      defaultRandom.push(storeRate(options, "default-random"));
       evictSmall.push(evictingPutRate(EVICT_SMALL_FRAMES, options));
       evictLarge.push(evictingPutRate(EVICT_LARGE_FRAMES, options));
     }
     const ratio = median(store) / median(copy);
+    const compressedRatio = median(compressed) / median(copy);
     return {
       measurements: [
-        { name: "store put+get (handler, 4 KiB random)", unit: "pages/s", samples: store },
+        { name: "store put+get, whole pages (no compression or dedup, random)", unit: "pages/s", samples: store },
+        { name: "store put+get, compressed (default store, half-random pages)", unit: "pages/s", samples: compressed },
+        { name: "store put+get, default store, random pages", unit: "pages/s", samples: defaultRandom },
         { name: "copy limit (Uint8Array.set 4 KiB)", unit: "pages/s", samples: copy },
         { name: `put evicting LRU, store of ${EVICT_SMALL_FRAMES} frames`, unit: "puts/s", samples: evictSmall },
         { name: `put evicting LRU, store of ${EVICT_LARGE_FRAMES} frames`, unit: "puts/s", samples: evictLarge },
@@ -179,6 +201,13 @@ export const storeBench: BenchDefinition = {
           unit: "ratio",
           note: ratio >= TARGET_RATIO ? `meets target >= ${TARGET_RATIO}` : `BELOW target ${TARGET_RATIO}`,
         },
+        {
+          name: "compressed store / copy limit",
+          value: compressedRatio,
+          unit: "ratio",
+          note: compressedRatio >= COMPRESSED_TARGET_RATIO ? `meets target >= ${COMPRESSED_TARGET_RATIO}` : `BELOW target ${COMPRESSED_TARGET_RATIO}`,
+        },
+        { name: "default store on random pages / copy limit", value: median(defaultRandom) / median(copy), unit: "ratio" },
         {
           name: `evicting put, ${EVICT_LARGE_FRAMES} / ${EVICT_SMALL_FRAMES} frames`,
           value: median(evictLarge) / median(evictSmall),
