@@ -117,7 +117,7 @@ export async function reportCommand(file: string, flags: ReportFlags): Promise<n
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new TmemuError("BAD_INPUT", `${file} is not JSON: ${err instanceof Error ? err.message : String(err)}`, "give the file `tmemu run --json` or `tmemu bench --json` wrote");
+    throw new TmemuError("BAD_INPUT", `${file} is not JSON: ${(err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ")}`, "give the file `tmemu run --json` or `tmemu bench --json` wrote");
   }
   const state = reportState(doc, basename(file));
   const title = state.run?.meta.title ?? `tmemu bench: ${state.bench?.doc?.workload ?? ""}`;

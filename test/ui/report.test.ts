@@ -84,6 +84,16 @@ describe("tmemu report", () => {
     expect(() => reportState({ hello: 1 }, "x.json")).toThrow(/neither a run document nor a bench document/);
   });
 
+  it("says on one line when the file is missing or not JSON", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tmemu-report-"));
+    await expect(reportCommand(join(dir, "none.json"), { out: dir })).rejects.toThrow(/^cannot read .*none\.json: ENOENT$/);
+    writeFileSync(join(dir, "bad.json"), "# not\njson\n");
+    const err = await reportCommand(join(dir, "bad.json"), { out: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TmemuError);
+    expect((err as TmemuError).message).toMatch(/bad\.json is not JSON: /);
+    expect((err as TmemuError).message).not.toContain("\n");
+  });
+
   it("escapes JSON for a script element", () => {
     const s = jsonForScript({ a: "</script><!-- & \u2028" });
     expect(s).not.toMatch(/[<>&\u2028]/);
