@@ -117,7 +117,8 @@ function storeRate(options: BenchOptions, kind: StoreKind = "whole"): number {
 function evictingPutRate(frames: number, options: BenchOptions): number {
   const memory = new ArrayGuestMemory(MEMORY_BYTES);
   randomFillSync(memory.bytes);
-  const store = new TmemStore({ budgetFrames: frames });
+  // Whole pages: the source pages repeat every PAGES puts, which dedup would share instead of evicting.
+  const store = new TmemStore({ budgetFrames: frames, compression: false, dedup: "off" });
   const client = store.createClient("bench");
   const handler = new TmemHypercallHandler(store, client, memory);
   const regs: TrapRegisters = { eax: encodeEax(TMEM_PROBE), ebx: TMEM_ABI_VERSION, ecx: 0, edx: 0, esi: 0, edi: 0 };

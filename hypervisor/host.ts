@@ -131,6 +131,8 @@ export class MemoryHost {
         framesUsed: m.framesUsed,
         pagesPersistent: m.pagesPersistent,
         pagesEphemeral: m.pagesEphemeral,
+        // compressed persistent pages hold fewer frames than pages: the store says how many
+        framesPersistent: m.persistentFrames ?? m.pagesPersistent,
         framesTotal: m.framesTotal,
       },
       nowS,

@@ -280,6 +280,8 @@ export interface ClientMetricsJson extends DataGaugesJson {
  *   "maxPages": 524288,           // cap on page records, with data or same-filled
  *   "pages": 1200, "pagesEphemeral": 1100, "pagesPersistent": 100, "sameFilledPages": 200,
  *   "evictions": 5,
+ *   "persistentFrames": 80,       // frames persistent data needs at least (compacted): the floor
+ *                                 // of the budget (setBudgetFrames), as they are never evicted
  *   "compressor": "lz4" | null,   // null: compression off by default
  *   "dedup": "client" | "off" | "global",
  *   "objects": 900,               // data objects (pages that are not same-filled, shared ones once)
@@ -303,6 +305,7 @@ export interface StoreMetricsJson {
   pagesPersistent: number;
   sameFilledPages: number;
   evictions: number;
+  persistentFrames?: number;
   compressor?: string | null;
   dedup?: string;
   objects?: number;

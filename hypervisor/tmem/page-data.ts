@@ -119,6 +119,17 @@ export class PageData {
     decompressPage(this.zpool.read(h), dst);
   }
 
+  /**
+   * The page of handle `h`: a page kept whole is returned as a view of its frame (no copy), valid
+   * until the next change to the store; a compressed one is decompressed into `scratch`.
+   */
+  pageOf(h: number, scratch: Uint8Array): Uint8Array {
+    const stored = this.zpool.read(h);
+    if (stored.length === FRAME_SIZE) return stored;
+    decompressPage(stored, scratch);
+    return scratch;
+  }
+
   /** Drops one reference to `h`; the last one frees the object. */
   release(h: number): void {
     const n = this.refs[h]!;

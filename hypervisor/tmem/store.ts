@@ -359,8 +359,7 @@ export class TmemStore {
 
     const h = this.pt.frame[s]!;
     if (h !== NO_FRAME) {
-      this.data.load(h, this.scratch);
-      memory.writePage(pfn, this.scratch);
+      memory.writePage(pfn, this.data.pageOf(h, this.scratch));
     } else {
       this.scratchWords.fill(this.pt.fill[s]!);
       memory.writePage(pfn, this.scratch);
@@ -597,6 +596,7 @@ export class TmemStore {
       pagesPersistent: this.persistentPages,
       sameFilledPages: this.sameFilledPages,
       evictions: this.evictions,
+      persistentFrames: this.data.zpool.minPinnedFrames(),
       compressor: this.compression ? COMPRESSOR : null,
       dedup: this.dedup,
       objects: d.objects,

@@ -789,7 +789,7 @@ describe("metrics", () => {
       [
         "budgetFrames", "clients", "evictions", "framesTotal", "framesUsed", "maxPages", "pages", "pagesEphemeral", "pagesPersistent", "sameFilledPages",
         // compression, dedup and the allocator (additive)
-        "compressor", "dedup", "objects", "compressedBytes", "allocatedBytes", "pagesPerFrame", "dedupHits", "dedupCollisions",
+        "persistentFrames", "compressor", "dedup", "objects", "compressedBytes", "allocatedBytes", "pagesPerFrame", "dedupHits", "dedupCollisions",
         "compressedPuts", "wholePuts", "fragmentationFrames", "compactions", "framesCompacted", "objectsMoved",
       ].sort(),
     );
@@ -899,6 +899,7 @@ describe("compression and size classes", () => {
     for (let i = 0; i < 30; i++) expect(putHalf(g, pers, 1n, i, i + 1)).toBe(TMEM_HIT); // 2 zspages: 16 frames
     for (let i = 0; i < 40; i++) expect(putHalf(g, eph, 1n, i, 100 + i)).toBe(TMEM_HIT);
     for (let i = 0; i < 30; i += 2) expect(g.flushPage(pers, 1n, i)).toBe(1); // 15 left: 1 zspage when compacted
+    expect(store.metrics().persistentFrames).toBe(8); // 15 pages: what the policy keeps the budget above
     expect(() => store.setBudgetFrames(7)).toThrow(/persistent pages hold 8 frames/);
     expect(store.budgetFrames).toBe(64);
     store.setBudgetFrames(8);
