@@ -26,7 +26,7 @@ export const COMPRESSOR = "lz4";
  * MAX_PACKED_SIZE bytes, else `page` itself.
  */
 export function compressPage(page: Uint8Array): Uint8Array {
-  const view = Buffer.from(page.buffer, page.byteOffset, FRAME_SIZE);
+  const view = page instanceof Buffer ? page : Buffer.from(page.buffer, page.byteOffset, FRAME_SIZE);
   const packed = compressSync(view);
   return packed.length <= MAX_PACKED_SIZE ? packed : page;
 }

@@ -156,7 +156,7 @@ export class TmemStore {
   private weightSum = 0;
 
   /** A page's worth of scratch space: reads while the slab is full, same-filled materialisation. */
-  private readonly scratch = new Uint8Array(FRAME_SIZE);
+  private readonly scratch: Uint8Array = Buffer.alloc(FRAME_SIZE); // a Buffer: the compressor takes it as is
   private readonly scratchWords = new Uint32Array(this.scratch.buffer);
 
   constructor(options: TmemStoreOptions) {
