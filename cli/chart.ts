@@ -10,7 +10,7 @@ import type { BenchDocument, MetricKey, Stat } from "./bench-report.ts";
 export interface ChartGroup {
   key: MetricKey;
   label: string;
-  unit: "sectors" | "ops" | "s";
+  unit: "sectors" | "ops" | "s" | "x";
 }
 
 /** The main metrics of the chart, in order. */
@@ -20,6 +20,7 @@ export const CHART_GROUPS: readonly ChartGroup[] = [
   { key: "swapSectorsWritten", label: "swap sectors written", unit: "sectors" },
   { key: "tmemGetHits", label: "tmem get hits", unit: "ops" },
   { key: "workloadSecondsSlowestGuest", label: "workload time, slowest guest", unit: "s" },
+  { key: "storePagesPerFrame", label: "store pages per frame (at peak)", unit: "x" },
 ];
 
 export const CONFIG_COLOURS: Record<BenchConfigName, string> = {
@@ -37,6 +38,7 @@ export function escapeXml(s: string): string {
 /** Short absolute numbers for bar labels: 987, 12.3k, 4.56M, 45.2 s. */
 export function compactNumber(v: number, unit: ChartGroup["unit"]): string {
   if (unit === "s") return `${v.toFixed(1)} s`;
+  if (unit === "x") return v.toFixed(2);
   const a = Math.abs(v);
   if (a >= 1e9) return `${(v / 1e9).toPrecision(3)}G`;
   if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;

@@ -27,3 +27,12 @@ describe("store metrics in the run summary and the bench", () => {
     expect(old).toMatchObject({ storePeakFrames: null, storePagesPerFrame: null, storeFragmentationFrames: null });
   });
 });
+
+describe("the bench chart", () => {
+  it("has a group for the store's pages per frame, printed with two decimals", async () => {
+    const { CHART_GROUPS, compactNumber } = await import("../../cli/chart.ts");
+    expect(CHART_GROUPS.map((g) => g.key)).toContain("storePagesPerFrame");
+    expect(compactNumber(1.8412, "x")).toBe("1.84");
+    expect(compactNumber(1, "x")).toBe("1.00");
+  });
+});
