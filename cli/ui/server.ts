@@ -107,12 +107,16 @@ export class UiServer {
     this.input = fn;
   }
 
+  /** Stops listening and drops every connection (an open page's event stream too); idempotent. */
   async close(): Promise<void> {
     if (this.keepAlive) clearInterval(this.keepAlive);
     for (const c of this.clients) c.end();
     this.clients.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // close() alone waits for every connection to end, and a page's event stream never does.
     this.server.closeAllConnections();
+    await closed;
   }
 
   private allowedHosts(): string[] {

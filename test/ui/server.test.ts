@@ -144,3 +144,30 @@ describe("UiServer", () => {
     expect(server.token).toMatch(/^[0-9a-f]{48}$/);
   }, 30_000);
 });
+
+describe("UiServer.close", () => {
+  it("returns while a page still holds its event stream open, and can be called twice", async () => {
+    const s = await UiServer.start({ port: 0, kind: "run", consoleWritable: false, source: "test", token: TOKEN });
+    const opened = new Promise<void>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: s.port, path: "/events", headers: { host: `127.0.0.1:${s.port}`, cookie: `tmemu_token=${TOKEN}` } }, (res) => {
+        res.once("data", () => resolve());
+        res.on("error", () => undefined);
+      });
+      req.on("error", () => undefined);
+      req.setTimeout(60_000);
+      req.end();
+      setTimeout(() => reject(new Error("no state event")), 5000).unref();
+    });
+    await opened;
+    // And a request still arriving (a page's EventSource reconnecting as the server closes).
+    const partial = connect({ host: "127.0.0.1", port: s.port });
+    partial.on("error", () => undefined);
+    await new Promise<void>((resolve) => partial.on("connect", () => resolve()));
+    partial.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\n`);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await s.close();
+    await s.close();
+    expect(Date.now() - t0).toBeLessThan(2000);
+  }, 10_000);
+});
