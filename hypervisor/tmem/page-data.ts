@@ -20,6 +20,7 @@
 
 import { BugIndicatingError } from "../errors.ts";
 import { compressPage, decompressPage, hashPage } from "./codec.ts";
+import { compactionThreshold } from "./eviction.ts";
 import { FRAME_SIZE } from "./slab.ts";
 import { NO_HANDLE, Zpool, type ZpoolStats } from "./zpool.ts";
 import type { Slab } from "./slab.ts";
@@ -141,6 +142,9 @@ export class PageData {
     if (!Number.isNaN(key) && this.index.get(key) === h) this.index.delete(key);
     this.keys[h] = Number.NaN;
     this.zpool.free(h);
+    // Frees leave holes in zspages (a guest flushing its swap at exit): compact past the bound, as
+    // zsmalloc's shrinker does, so that the frames held stay within it of what the data needs.
+    if (this.zpool.compactableFrames() >= compactionThreshold(this.zpool.framesUsed)) this.zpool.compact();
   }
 
   referencesOf(h: number): number {

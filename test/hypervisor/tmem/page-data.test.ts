@@ -102,3 +102,24 @@ describe("PageData", () => {
     expect(d.charge(s) - d.storedBytes(s)).toBeLessThan(16);
   });
 });
+
+describe("PageData compaction on release", () => {
+  it("keeps the frames compaction could free below the bound when pages go without new puts", async () => {
+    const { compactionThreshold } = await import("../../../hypervisor/tmem/eviction.ts");
+    const d = new PageData(Slab.allocate(512));
+    const handles: number[] = [];
+    for (let i = 0; i < 900; i++) handles.push(put(d, halfRandom(i + 1), NO_DEDUP)); // class 2128: 60 zspages of 8 frames
+    const full = d.zpool.framesUsed;
+    expect(full).toBeGreaterThanOrEqual(480); // 60 zspages of 8 frames, or a few more (sizes vary a little)
+    let maxFrag = 0;
+    handles.forEach((h, i) => {
+      if (i % 3 !== 0) d.release(h); // two thirds go, spread over every zspage
+      maxFrag = Math.max(maxFrag, d.zpool.compactableFrames());
+    });
+    expect(maxFrag).toBeLessThan(compactionThreshold(full));
+    expect(d.stats().compactions).toBeGreaterThan(0);
+    expect(d.zpool.framesUsed).toBeLessThan(full / 2);
+    const wrong = handles.filter((h, i) => i % 3 === 0 && Buffer.compare(load(d, h), halfRandom(i + 1)) !== 0);
+    expect(wrong).toEqual([]);
+  });
+});
