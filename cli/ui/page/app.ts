@@ -297,7 +297,9 @@ class Dashboard {
 
   private header(): HTMLElement {
     const s = this.state;
-    const title = s.run?.meta.title ?? (s.bench?.doc ? `tmemu bench: ${s.bench.doc.workload}` : "tmemu bench");
+    // A bench's page is the bench's; the run below it is its current (at the end: its last) run.
+    const benchTitle = s.bench?.doc ? `tmemu bench: workload ${s.bench.doc.workload}` : "tmemu bench";
+    const title = s.kind === "bench" ? benchTitle : (s.run?.meta.title ?? "tmemu run");
     const status = s.ended ? "finished" : s.live ? "live" : "report";
     document.title = title;
     return el(
@@ -306,6 +308,7 @@ class Dashboard {
       el("h1", {}, title),
       el("div", { id: "status", "data-status": status }, ""),
       el("div", { class: "source" }, s.source),
+      ...(s.kind === "bench" && s.run ? [el("div", { class: "source", id: "current-run" }, `${s.ended ? "last run" : "current run"}: ${s.run.meta.title}`)] : []),
     );
   }
 
