@@ -27,6 +27,8 @@ export const CLASS_STEP = 16;
 /** Largest object stored in a packed class; bigger ones take a whole page. */
 export const MAX_PACKED_SIZE = 3072;
 export const MAX_ZSPAGE_FRAMES = 8;
+/** Released zspages each class keeps for reuse. */
+const SPARE_ZSPAGES = 64;
 /** alloc() result when there is no room within the frame limit. */
 export const NO_HANDLE = -1;
 
@@ -48,6 +50,13 @@ class Zspage {
     this.freeSlots = [];
     for (let i = cls.perZspage - 1; i >= 0; i--) this.freeSlots.push(i);
   }
+
+  /** Empty again, for reuse with new frames (an empty zspage has every slot free already). */
+  reset(): void {
+    this.used = 0;
+    this.partialIndex = -1;
+    this.frames.length = 0;
+  }
 }
 
 export class SizeClass {
@@ -59,6 +68,8 @@ export class SizeClass {
   pinned = 0;
   /** Frames compaction would free in this class (its share of Zpool.compactableFrames()). */
   compactable = 0;
+  /** Released zspages kept for reuse (no allocation per whole-page put). */
+  readonly spare: Zspage[] = [];
 
   constructor(
     readonly index: number,
@@ -161,13 +172,12 @@ export class Zpool {
     if (zs === undefined) {
       const k = cls.framesPerZspage;
       if (this.slab.framesUsed + k > frameLimit || this.slab.framesFree < k) return NO_HANDLE;
-      const frames: number[] = [];
+      zs = cls.spare.pop() ?? new Zspage(cls, []);
       for (let i = 0; i < k; i++) {
         const f = this.slab.alloc();
         if (f === NO_FRAME) throw new BugIndicatingError("zpool: slab out of frames it said were free");
-        frames.push(f);
+        zs.frames.push(f);
       }
-      zs = new Zspage(cls, frames);
       cls.zspages.add(zs);
       this.linkPartial(zs);
     }
@@ -213,7 +223,10 @@ export class Zpool {
   write(h: number, src: Uint8Array): void {
     const len = this.hLen[h]!;
     if (src.length !== len) throw new BugIndicatingError(`zpool: write of ${src.length} bytes to a ${len}-byte object`);
-    const [a, b, firstLen] = this.location(h);
+    this.location(h);
+    const a = this.locA;
+    const b = this.locB;
+    const firstLen = this.locFirst;
     const bytes = this.slab.bytes;
     if (b < 0) {
       bytes.set(src, a);
@@ -229,7 +242,10 @@ export class Zpool {
    */
   read(h: number): Uint8Array {
     const len = this.hLen[h]!;
-    const [a, b, firstLen] = this.location(h);
+    this.location(h);
+    const a = this.locA;
+    const b = this.locB;
+    const firstLen = this.locFirst;
     const bytes = this.slab.bytes;
     if (b < 0) return bytes.subarray(a, a + len);
     this.spanBuf.set(bytes.subarray(a, a + firstLen), 0);
@@ -377,6 +393,8 @@ export class Zpool {
     if (zs.partialIndex >= 0) this.unlinkPartial(zs);
     zs.cls.zspages.delete(zs);
     for (const f of zs.frames) this.slab.free(f);
+    zs.reset();
+    if (zs.cls.spare.length < SPARE_ZSPAGES) zs.cls.spare.push(zs);
   }
 
   /** Keeps `compactable` the sum over classes of (frames held - minFrames) after a class changed. */
@@ -386,17 +404,27 @@ export class Zpool {
     cls.compactable = now;
   }
 
-  /** Byte offsets of object `h`: [first part, second part or -1, length of the first part]. */
-  private location(h: number): [number, number, number] {
+  /** Where location() put object h's bytes: first part, second part or -1, first part's length. */
+  private locA = 0;
+  private locB = -1;
+  private locFirst = 0;
+
+  /** Sets locA, locB, locFirst for object `h` (fields, not an array: no allocation per access). */
+  private location(h: number): void {
     const zs = this.zspageOf(h);
     const size = zs.cls.size;
     const off = this.hSlot[h]! * size;
     const i = Math.floor(off / FRAME_SIZE);
     const within = off - i * FRAME_SIZE;
     const len = this.hLen[h]!;
-    const a = zs.frames[i]! * FRAME_SIZE + within;
-    if (within + len <= FRAME_SIZE) return [a, -1, len];
-    return [a, zs.frames[i + 1]! * FRAME_SIZE, FRAME_SIZE - within];
+    this.locA = zs.frames[i]! * FRAME_SIZE + within;
+    if (within + len <= FRAME_SIZE) {
+      this.locB = -1;
+      this.locFirst = len;
+    } else {
+      this.locB = zs.frames[i + 1]! * FRAME_SIZE;
+      this.locFirst = FRAME_SIZE - within;
+    }
   }
 
   /** Moves objects from the emptiest zspages into the fullest until at most one is partly used. */
