@@ -115,6 +115,40 @@ export class PageData {
     return h;
   }
 
+  /**
+   * The whole-page fast path (no compression, no dedup): a put reads the guest page straight into
+   * the frame of a reserved object instead of into scratch space and then the object. reserveWhole
+   * takes room for a FRAME_SIZE object (one reference; NO_HANDLE if there is none within
+   * `frameLimit`: take the two-step path), wholeFrame(h) is the frame to read into, and then either
+   * keepWhole(h) (counted as a whole put, as commit() would have) or cancelWhole(h) (a same-filled
+   * page or a failed read: frees the object, counted as nothing).
+   */
+  reserveWhole(frameLimit: number, pinned: boolean): number {
+    const h = this.zpool.allocWhole(frameLimit, pinned);
+    if (h === NO_HANDLE) return NO_HANDLE;
+    this.grow(h);
+    this.refs[h] = 1;
+    this.references++;
+    this.keys[h] = Number.NaN;
+    return h;
+  }
+
+  /** The frame of reserved whole object `h` (a view of the slab, FRAME_SIZE bytes). */
+  wholeFrame(h: number): Uint8Array {
+    return this.zpool.read(h);
+  }
+
+  keepWhole(_h: number): void {
+    this.wholePuts++;
+  }
+
+  cancelWhole(h: number): void {
+    if (this.refs[h] !== 1) throw new BugIndicatingError(`page data: cancel of handle ${h} with ${this.refs[h]} references`);
+    this.refs[h] = 0;
+    this.references--;
+    this.zpool.free(h);
+  }
+
   /** Writes the page of handle `h` into `dst` (FRAME_SIZE bytes). */
   load(h: number, dst: Uint8Array): void {
     decompressPage(this.zpool.read(h), dst);

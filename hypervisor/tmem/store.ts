@@ -273,7 +273,7 @@ export class TmemStore {
     if (isReservedObject(lo, hi) || isReservedIndex(index)) return this.fail(c, TMEM_EINVAL);
 
     const key = objectKey(lo, hi);
-    let obj = pool.objects.get(key);
+    const obj = pool.objects.get(key);
     const old = obj === undefined ? NIL : (obj.pages.get(index) ?? NIL);
     if (c.frozen) return this.refusePut(c, pool, old, TMEM_EBUSY);
     if (old === NIL) {
@@ -284,8 +284,17 @@ export class TmemStore {
         return this.refusePut(c, pool, NIL, TMEM_ENOSPC);
       }
     }
-    this.readGuestPage(memory, pfn, old); // the one copy from the guest, into scratch
     const pt = this.pt;
+    const fast = this.putWhole(c, pool, memory, pfn, old);
+    if (fast !== NO_ROOM) {
+      // Stored (a handle, or NO_FRAME for a same-filled page, its word in the scratch page).
+      if (old !== NIL) {
+        this.unaccount(old);
+        if (pt.frame[old] !== NO_FRAME) this.data.release(pt.frame[old]!);
+      }
+      return this.placePage(pool, key, index, old, fast, fast === NO_FRAME ? this.scratchWords[0]! : 0);
+    }
+    this.readGuestPage(memory, pfn, old); // the one copy from the guest, into scratch
     if (old !== NIL) {
       // Detach the old data first: it can be reused for the new, and `old` is out of the LRU
       // lists, so the room-making below cannot evict it (nor its object).
@@ -300,7 +309,15 @@ export class TmemStore {
       if (old !== NIL) this.account(old); // as an empty same-filled page, which refusePut removes
       return this.refusePut(c, pool, old, TMEM_ENOSPC);
     }
-    const fill = h === NO_FRAME ? word : 0;
+    return this.placePage(pool, key, index, old, h, h === NO_FRAME ? word : 0);
+  }
+
+  /**
+   * The end of a put that stored its data (handle `h`, or NO_FRAME and the same-filled word
+   * `fill`): into the page record `old` (its data already released and unaccounted), or a new one.
+   */
+  private placePage(pool: Pool, key: ObjectKey, index: number, old: number, h: number, fill: number): number {
+    const pt = this.pt;
     if (old !== NIL) {
       pt.frame[old] = h;
       pt.fill[old] = fill;
@@ -314,8 +331,8 @@ export class TmemStore {
       if (h !== NO_FRAME) this.data.release(h);
       throw error;
     }
-    // An eviction (for a record or for room) may have removed `obj` with its last page.
-    obj = pool.objects.get(key);
+    // An eviction (for a record or for room) may have removed the object with its last page.
+    let obj = pool.objects.get(key);
     if (obj === undefined) {
       obj = new TmemObject(pool, key);
       pool.objects.set(key, obj);
@@ -763,6 +780,38 @@ export class TmemStore {
       if (old !== NIL) this.removePage(old);
       throw error;
     }
+  }
+
+  /**
+   * The whole-page fast path of a put: with neither compression nor dedup for this put and a free
+   * frame within the budget, reads guest frame `pfn` straight into a new whole-page object (one
+   * copy instead of two: into scratch, then into the object). Returns its handle, or NO_FRAME for a
+   * same-filled page (its word then fills the scratch page's first word; the object is given
+   * back), or NO_ROOM when the put must take the two-step path (compression or dedup on, or no free
+   * frame: making room evicts, and a same-filled page never evicts anything). Leaves `old` as it
+   * is, except that a failing guest read removes it, as readGuestPage does.
+   */
+  private putWhole(c: Client, pool: Pool, memory: GuestMemory, pfn: number, old: number): number {
+    if (this.dedup !== "off" || c.compress[kind(pool.persistent)]) return NO_ROOM;
+    const data = this.data;
+    const h = data.reserveWhole(this.budget, pool.persistent);
+    if (h === NO_HANDLE) return NO_ROOM;
+    const frame = data.wholeFrame(h);
+    try {
+      memory.readPage(pfn, frame);
+    } catch (error) {
+      data.cancelWhole(h);
+      if (old !== NIL) this.removePage(old);
+      throw error;
+    }
+    const word = sameFilledWord(this.slab.words, frame.byteOffset / 4);
+    if (word !== NOT_SAME_FILLED) {
+      data.cancelWhole(h);
+      this.scratchWords[0] = word;
+      return NO_FRAME;
+    }
+    data.keepWhole(h);
+    return h;
   }
 
   /** Which pages the scratch page may share data with (page-data.ts). */

@@ -27,8 +27,6 @@ export const CLASS_STEP = 16;
 /** Largest object stored in a packed class; bigger ones take a whole page. */
 export const MAX_PACKED_SIZE = 3072;
 export const MAX_ZSPAGE_FRAMES = 8;
-/** Released zspages each class keeps for reuse. */
-const SPARE_ZSPAGES = 64;
 /** alloc() result when there is no room within the frame limit. */
 export const NO_HANDLE = -1;
 
@@ -68,7 +66,7 @@ export class SizeClass {
   pinned = 0;
   /** Frames compaction would free in this class (its share of Zpool.compactableFrames()). */
   compactable = 0;
-  /** Released zspages kept for reuse (no allocation per whole-page put). */
+  /** Released zspages kept for reuse (no allocation per put, at most the zspages ever held at once). */
   readonly spare: Zspage[] = [];
 
   constructor(
@@ -191,6 +189,14 @@ export class Zpool {
     this.bytesAllocated += cls.size;
     this.updateCompactable(cls);
     return h;
+  }
+
+  /**
+   * alloc(FRAME_SIZE, frameLimit, pinned) for a whole page: a slot of the whole-page class, whose
+   * zspage is one frame holding one object, so the object's bytes are exactly one frame.
+   */
+  allocWhole(frameLimit: number, pinned: boolean): number {
+    return this.alloc(FRAME_SIZE, frameLimit, pinned);
   }
 
   /** Frees object `h`; an emptied zspage gives its frames back. */
@@ -394,7 +400,9 @@ export class Zpool {
     zs.cls.zspages.delete(zs);
     for (const f of zs.frames) this.slab.free(f);
     zs.reset();
-    if (zs.cls.spare.length < SPARE_ZSPAGES) zs.cls.spare.push(zs);
+    // Kept for reuse, all of them: a class never holds more zspages than the slab has room for, and
+    // whole-page traffic (a zspage per put, released by the exclusive get) then allocates nothing.
+    zs.cls.spare.push(zs);
   }
 
   /** Keeps `compactable` the sum over classes of (frames held - minFrames) after a class changed. */
