@@ -6,7 +6,9 @@
  * keeps its objects in zspages: groups of 1..MAX_ZSPAGE_FRAMES slab frames seen as one run of
  * bytes, the number of frames chosen so that objects waste the least of it. Objects are laid end to
  * end in that run, so one may span two frames (read back through a copy), which is what lets, say,
- * three 1360-byte objects share one frame or five 2400-byte objects share three.
+ * three 1360-byte objects share one frame or five 2400-byte objects share three. The whole-page
+ * class has no zspages: each of its objects is a plain slab frame of its own (its handle records
+ * the frame), so a page kept whole costs a frame and a handle, no zspage bookkeeping.
  *
  * A handle names an object and stays valid while the object moves: the store keeps handles, the
  * allocator keeps where each handle's bytes are (zspage and slot). An empty zspage gives its frames
@@ -68,6 +70,11 @@ export class SizeClass {
   compactable = 0;
   /** Released zspages kept for reuse (no allocation per put, at most the zspages ever held at once). */
   readonly spare: Zspage[] = [];
+  /**
+   * The whole-page class (the last): each object is one plain slab frame of its own, with no
+   * zspage (a zspage of one frame and one slot is pure bookkeeping), so framesHeld() is objects.
+   */
+  readonly whole: boolean;
 
   constructor(
     readonly index: number,
@@ -75,7 +82,14 @@ export class SizeClass {
     readonly size: number,
     readonly framesPerZspage: number,
     readonly perZspage: number,
-  ) {}
+  ) {
+    this.whole = size === FRAME_SIZE;
+  }
+
+  /** Frames the class holds now. */
+  framesHeld(): number {
+    return this.whole ? this.objects : this.zspages.size * this.framesPerZspage;
+  }
 
   /** Frames this class would need with every zspage full but the last. */
   minFrames(objects = this.objects): number {
@@ -129,12 +143,15 @@ export class Zpool {
   private compactions = 0;
   private objectsMoved = 0;
   private framesCompacted = 0;
+  /** hZspage of an object of the whole-page class (its hSlot is its frame). */
+  private readonly wholeMark: Zspage;
   /** Scratch for objects that span two frames. */
   private readonly spanBuf = new Uint8Array(FRAME_SIZE);
 
   constructor(readonly slab: Slab) {
     for (let size = CLASS_STEP; size <= MAX_PACKED_SIZE; size += CLASS_STEP) this.addClass(size);
     this.addClass(FRAME_SIZE);
+    this.wholeMark = new Zspage(this.classes[this.classes.length - 1]!, []);
   }
 
   private addClass(size: number): void {
@@ -166,6 +183,7 @@ export class Zpool {
     let cls = this.classFor(len);
     // A limit below one zspage of the class (a tiny budget): a slot of the whole-page class.
     if (cls.framesPerZspage > frameLimit && cls.partial.length === 0) cls = this.classes[this.classes.length - 1]!;
+    if (cls.whole) return this.allocFrame(cls, len, frameLimit, pinned);
     let zs = cls.partial[cls.partial.length - 1];
     if (zs === undefined) {
       const k = cls.framesPerZspage;
@@ -199,10 +217,39 @@ export class Zpool {
     return this.alloc(FRAME_SIZE, frameLimit, pinned);
   }
 
+  /** An object of the whole-page class: a frame of its own. */
+  private allocFrame(cls: SizeClass, len: number, frameLimit: number, pinned: boolean): number {
+    if (this.slab.framesUsed + 1 > frameLimit) return NO_HANDLE;
+    const f = this.slab.alloc();
+    if (f === NO_FRAME) return NO_HANDLE;
+    const h = this.newHandle();
+    this.hZspage[h] = this.wholeMark;
+    this.hSlot[h] = f;
+    this.hLen[h] = len;
+    cls.objects++;
+    if (pinned) cls.pinned++;
+    this.hPinned[h] = pinned ? 1 : 0;
+    this.objects++;
+    this.bytesStored += len;
+    this.bytesAllocated += cls.size;
+    return h;
+  }
+
   /** Frees object `h`; an emptied zspage gives its frames back. */
   free(h: number): void {
     const zs = this.zspageOf(h);
     const cls = zs.cls;
+    if (zs === this.wholeMark) {
+      this.slab.free(this.hSlot[h]!);
+      cls.objects--;
+      if (this.hPinned[h] === 1) cls.pinned--;
+      this.objects--;
+      this.bytesStored -= this.hLen[h]!;
+      this.bytesAllocated -= cls.size;
+      this.hZspage[h] = undefined;
+      this.freeHandles.push(h);
+      return;
+    }
     this.unplace(h, zs);
     cls.objects--;
     if (this.hPinned[h] === 1) cls.pinned--;
@@ -274,7 +321,7 @@ export class Zpool {
     if (this.compactable === 0) return 0;
     const before = this.slab.framesUsed;
     for (const cls of this.classes) {
-      if (cls.zspages.size * cls.framesPerZspage > cls.minFrames()) this.compactClass(cls);
+      if (cls.framesHeld() > cls.minFrames()) this.compactClass(cls);
     }
     const freed = before - this.slab.framesUsed;
     this.compactions++;
@@ -307,6 +354,18 @@ export class Zpool {
     for (const cls of this.classes) {
       let n = 0;
       let pinned = 0;
+      if (cls.whole) {
+        if (cls.zspages.size !== 0 || cls.partial.length !== 0) bug("whole-page class with zspages");
+        for (let h = 0; h < this.nextHandle; h++) {
+          if (this.hZspage[h] !== this.wholeMark) continue;
+          if (!this.slab.isAllocated(this.hSlot[h]!)) bug(`frame ${this.hSlot[h]} of whole object ${h} is free`);
+          if (this.hLen[h]! > cls.size || this.hLen[h]! < 1) bug(`handle ${h} of ${this.hLen[h]} bytes in the whole-page class`);
+          if (this.hPinned[h] === 1) pinned++;
+          seen.add(h);
+          n++;
+        }
+        frames += n;
+      }
       for (const zs of cls.zspages) {
         if (zs.cls !== cls || zs.frames.length !== cls.framesPerZspage) bug(`class ${cls.size} zspage misfiled`);
         let used = 0;
@@ -330,7 +389,7 @@ export class Zpool {
       if (n !== cls.objects || pinned !== cls.pinned) bug(`class ${cls.size} counts`);
       if (cls.partial.length > cls.zspages.size) bug("partial list too long");
       objects += n;
-      compactable += cls.zspages.size * cls.framesPerZspage - cls.minFrames();
+      compactable += cls.framesHeld() - cls.minFrames();
     }
     if (objects !== this.objects) bug("object count");
     if (frames !== this.slab.framesUsed) bug(`zspages hold ${frames} frames, the slab has ${this.slab.framesUsed} in use`);
@@ -407,7 +466,7 @@ export class Zpool {
 
   /** Keeps `compactable` the sum over classes of (frames held - minFrames) after a class changed. */
   private updateCompactable(cls: SizeClass): void {
-    const now = cls.zspages.size * cls.framesPerZspage - cls.minFrames();
+    const now = cls.framesHeld() - cls.minFrames();
     this.compactable += now - cls.compactable;
     cls.compactable = now;
   }
@@ -420,6 +479,12 @@ export class Zpool {
   /** Sets locA, locB, locFirst for object `h` (fields, not an array: no allocation per access). */
   private location(h: number): void {
     const zs = this.zspageOf(h);
+    if (zs === this.wholeMark) {
+      this.locA = this.hSlot[h]! * FRAME_SIZE;
+      this.locB = -1;
+      this.locFirst = this.hLen[h]!;
+      return;
+    }
     const size = zs.cls.size;
     const off = this.hSlot[h]! * size;
     const i = Math.floor(off / FRAME_SIZE);

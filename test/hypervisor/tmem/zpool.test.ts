@@ -165,3 +165,46 @@ describe("Zpool", () => {
     );
   }, 60_000);
 });
+
+describe("whole-page class", () => {
+  it("keeps each object in a plain frame of its own: read, write, free and limits", () => {
+    const slab = scrambledSlab(6);
+    const z = new Zpool(slab);
+    const pages = [0, 1, 2].map((i) => bytes(FRAME_SIZE, 100 + i));
+    const hs = pages.map((p) => {
+      const h = z.alloc(FRAME_SIZE, 4, false);
+      expect(h).not.toBe(NO_HANDLE);
+      z.write(h, p);
+      return h;
+    });
+    expect(z.framesUsed).toBe(3);
+    const view = z.read(hs[1]!);
+    expect(view.buffer).toBe(slab.bytes.buffer); // a view of the frame, no copy
+    expect(view.byteOffset % FRAME_SIZE).toBe(0);
+    hs.forEach((h, i) => expect(z.read(h)).toEqual(pages[i]));
+    // Each object its own frame: writing one leaves the others intact.
+    z.write(hs[0]!, bytes(FRAME_SIZE, 7));
+    expect(z.read(hs[1]!)).toEqual(pages[1]);
+    expect(z.read(hs[2]!)).toEqual(pages[2]);
+    // A small object in the whole-page class (a limit below its own class's zspage of 8 frames): one frame.
+    const small = z.alloc(2500, 4, true);
+    expect(small).not.toBe(NO_HANDLE);
+    expect(z.classFor(2500).framesPerZspage).toBeGreaterThan(4);
+    z.write(small, bytes(2500, 9));
+    expect(z.read(small)).toEqual(bytes(2500, 9));
+    expect(z.framesUsed).toBe(4);
+    expect(z.minPinnedFrames()).toBe(1);
+    expect(z.alloc(FRAME_SIZE, 4, false)).toBe(NO_HANDLE); // at the frame limit
+    expect(z.compactableFrames()).toBe(0);
+    z.checkInvariants();
+    z.free(hs[1]!);
+    expect(z.framesUsed).toBe(3);
+    expect(z.stats()).toMatchObject({ objects: 3, bytesStored: 2 * FRAME_SIZE + 2500, bytesAllocated: 3 * FRAME_SIZE });
+    z.checkInvariants();
+    for (const h of [hs[0]!, hs[2]!, small]) z.free(h);
+    expect(z.framesUsed).toBe(0);
+    expect(z.minPinnedFrames()).toBe(0);
+    expect(() => z.free(small)).toThrow();
+    z.checkInvariants();
+  });
+});
