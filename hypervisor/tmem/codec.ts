@@ -52,6 +52,11 @@ export class CompressionGate {
   private skip = 0;
   private backoff = 0;
 
+  /** True while pages skip the compressor: the next shouldTry() will say false. */
+  get skipping(): boolean {
+    return this.skip > 0;
+  }
+
   /** True if the next page should go through the compressor. */
   shouldTry(): boolean {
     if (this.skip === 0) return true;

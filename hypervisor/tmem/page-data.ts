@@ -142,6 +142,33 @@ export class PageData {
     this.wholePuts++;
   }
 
+  /**
+   * keepWhole(h) with dedup in `scope`: if an equal page is stored in that scope (hash, then a full
+   * compare, as prepare()), frees `h` and returns that page's handle with one more reference; else
+   * keeps `h`, indexed under its hash as commit() would, and returns it.
+   */
+  dedupWhole(h: number, scope: number): number {
+    const frame = this.zpool.read(h);
+    const key = scope * 0x1_0000_0000 + hashPage(this.zpool.slab.words, frame.byteOffset / 4);
+    const other = this.index.get(key);
+    if (other !== undefined) {
+      this.load(other, this.page);
+      if (Buffer.compare(this.page, frame) === 0) {
+        this.cancelWhole(h);
+        this.refs[other]!++;
+        this.references++;
+        this.dedupHits++;
+        return other;
+      }
+      this.dedupCollisions++;
+    } else {
+      this.keys[h] = key;
+      this.index.set(key, h);
+    }
+    this.wholePuts++;
+    return h;
+  }
+
   cancelWhole(h: number): void {
     if (this.refs[h] !== 1) throw new BugIndicatingError(`page data: cancel of handle ${h} with ${this.refs[h]} references`);
     this.refs[h] = 0;

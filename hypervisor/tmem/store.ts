@@ -288,21 +288,10 @@ export class TmemStore {
     const fast = this.putWhole(c, pool, memory, pfn, old);
     if (fast !== NO_ROOM) {
       // Stored (a handle, or NO_FRAME for a same-filled page, its word in the scratch page).
-      if (old !== NIL) {
-        this.unaccount(old);
-        if (pt.frame[old] !== NO_FRAME) this.data.release(pt.frame[old]!);
-      }
       return this.placePage(pool, key, index, old, fast, fast === NO_FRAME ? this.scratchWords[0]! : 0);
     }
     this.readGuestPage(memory, pfn, old); // the one copy from the guest, into scratch
-    if (old !== NIL) {
-      // Detach the old data first: it can be reused for the new, and `old` is out of the LRU
-      // lists, so the room-making below cannot evict it (nor its object).
-      this.unaccount(old);
-      if (pt.frame[old] !== NO_FRAME) this.data.release(pt.frame[old]!);
-      pt.frame[old] = NO_FRAME;
-      pt.fill[old] = 0;
-    }
+    this.detachData(old);
     const word = sameFilledWord(this.scratchWords, 0);
     const h = word === NOT_SAME_FILLED ? this.storeData(c, pool) : NO_FRAME;
     if (h === NO_ROOM) {
@@ -783,16 +772,21 @@ export class TmemStore {
   }
 
   /**
-   * The whole-page fast path of a put: with neither compression nor dedup for this put and a free
-   * frame within the budget, reads guest frame `pfn` straight into a new whole-page object (one
-   * copy instead of two: into scratch, then into the object). Returns its handle, or NO_FRAME for a
-   * same-filled page (its word then fills the scratch page's first word; the object is given
-   * back), or NO_ROOM when the put must take the two-step path (compression or dedup on, or no free
-   * frame: making room evicts, and a same-filled page never evicts anything). Leaves `old` as it
-   * is, except that a failing guest read removes it, as readGuestPage does.
+   * The whole-page fast path of a put: when this put does not compress (compression off, or the
+   * client's gate skipping the compressor) and a frame is free within the budget, reads guest frame
+   * `pfn` straight into a new whole-page object (one copy instead of two: into scratch, then into
+   * the object), detaches `old`'s data as the two-step path does, then keeps the object, or with
+   * dedup shares an equal stored page's (page-data.ts dedupWhole). Returns the handle, or NO_FRAME
+   * for a same-filled page (its word then fills the scratch page's first word; the object is given
+   * back), or NO_ROOM, having changed nothing, when the put must take the two-step path (it
+   * compresses, or no frame is free: making room evicts, and a same-filled page never evicts
+   * anything). A failing guest read removes `old`, as readGuestPage does.
    */
   private putWhole(c: Client, pool: Pool, memory: GuestMemory, pfn: number, old: number): number {
-    if (this.dedup !== "off" || c.compress[kind(pool.persistent)]) return NO_ROOM;
+    const compress = c.compress[kind(pool.persistent)];
+    const gate = pool.persistent ? undefined : c.gate;
+    // Not when this put compresses (storeData: compress && the gate lets it try).
+    if (compress && (gate === undefined || !gate.skipping)) return NO_ROOM;
     const data = this.data;
     const h = data.reserveWhole(this.budget, pool.persistent);
     if (h === NO_HANDLE) return NO_ROOM;
@@ -804,14 +798,39 @@ export class TmemStore {
       if (old !== NIL) this.removePage(old);
       throw error;
     }
+    this.detachData(old);
     const word = sameFilledWord(this.slab.words, frame.byteOffset / 4);
     if (word !== NOT_SAME_FILLED) {
       data.cancelWhole(h);
       this.scratchWords[0] = word;
       return NO_FRAME;
     }
-    data.keepWhole(h);
-    return h;
+    if (compress) gate!.shouldTry(); // false (skipping): counts the skip, as storeData would
+    const scope = this.dedupScope(c, pool.persistent);
+    if (scope === NO_DEDUP) {
+      data.keepWhole(h);
+      return h;
+    }
+    const shared = data.dedupWhole(h, scope);
+    if (shared !== h) {
+      c.counters.dedupHits++;
+      pool.counters.dedupHits++;
+    }
+    return shared;
+  }
+
+  /**
+   * Detaches the data of page record `old` (if any) before a put stores new data: unaccounted and
+   * released, so that it can be reused for the new data, and out of the LRU lists, so that the
+   * room-making of the put cannot evict it (nor its object).
+   */
+  private detachData(old: number): void {
+    if (old === NIL) return;
+    const pt = this.pt;
+    this.unaccount(old);
+    if (pt.frame[old] !== NO_FRAME) this.data.release(pt.frame[old]!);
+    pt.frame[old] = NO_FRAME;
+    pt.fill[old] = 0;
   }
 
   /** Which pages the scratch page may share data with (page-data.ts). */

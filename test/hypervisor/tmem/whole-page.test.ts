@@ -1,6 +1,6 @@
 /**
- * The whole-page fast path of a put (store.ts putWhole): with neither compression nor dedup and a
- * free frame within the budget, the guest page is read straight into its frame, not into scratch
+ * The whole-page fast path of a put (store.ts putWhole): when the put does not compress and a frame
+ * is free within the budget, the guest page is read straight into its frame, not into scratch
  * space first. These tests check that the path is taken where it should be and that what it
  * stores, counts and gives back is what the two-step path would have.
  */
@@ -139,9 +139,66 @@ describe("whole-page put fast path", () => {
     store.checkInvariants();
   });
 
-  it("is not taken with compression or dedup on", () => {
-    for (const options of [{ compression: true, dedup: "off" }, { compression: false, dedup: "client" }] as const) {
-      const { memory, fill, put, get } = setup(options);
+  it("with dedup on, shares an equal page (full compare) as the two-step path would", () => {
+    const { store, memory, fill, put, get } = setup({ compression: false, dedup: "client" });
+    const a = fill(1);
+    expect(put(0)).toBe(TMEM_HIT);
+    expect(memory.lastReadIntoSlab()).toBe(true);
+    expect(put(1)).toBe(TMEM_HIT); // the same page: shared, its frame given back
+    expect(memory.lastReadIntoSlab()).toBe(true);
+    let m = store.metrics();
+    expect([m.framesUsed, m.pages, m.dedupHits, m.wholePuts]).toEqual([1, 2, 1, 1]);
+    const b = fill(2);
+    expect(put(2)).toBe(TMEM_HIT);
+    m = store.metrics();
+    expect([m.framesUsed, m.dedupHits, m.wholePuts]).toEqual([2, 1, 2]);
+    store.checkInvariants();
+    expect(get(1)).toEqual([TMEM_HIT, a]);
+    // The page alone again: a put of the same bytes to its handle releases it first, so there is
+    // nothing to share (as on the two-step path), and the new object is indexed for later puts.
+    fill(1);
+    expect(put(0)).toBe(TMEM_HIT);
+    m = store.metrics();
+    expect([m.framesUsed, m.dedupHits, m.wholePuts]).toEqual([2, 1, 3]);
+    expect(put(3)).toBe(TMEM_HIT);
+    expect([store.metrics().framesUsed, store.metrics().dedupHits]).toEqual([2, 2]);
+    store.checkInvariants();
+    expect(get(0)).toEqual([TMEM_HIT, a]);
+    expect(get(3)).toEqual([TMEM_HIT, a]);
+    expect(get(2)).toEqual([TMEM_HIT, b]);
+    expect(store.metrics().framesUsed).toBe(0);
+    store.checkInvariants();
+  });
+
+  it("with compression on, is taken exactly for the puts the gate skips", () => {
+    const { store, memory, put, get } = setup({}); // the default store: LZ4 and dedup within the client
+    const random = (seed: number): Uint8Array => {
+      const page = memory.page(SRC);
+      let x = seed * 2654435761 + 1;
+      for (let i = 0; i < PAGE_SIZE; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        page[i] = x >>> 24;
+      }
+      return page.slice();
+    };
+    const direct: boolean[] = [];
+    const pages: Uint8Array[] = [];
+    for (let i = 0; i < 7; i++) {
+      pages.push(random(i + 1));
+      expect(put(i)).toBe(TMEM_HIT);
+      direct.push(memory.lastReadIntoSlab());
+    }
+    // The compressor refuses each page it tries; the gate then skips 1, then 2, then 4 pages.
+    expect(direct).toEqual([false, true, false, true, true, false, true]);
+    const m = store.metrics();
+    expect([m.framesUsed, m.wholePuts, m.compressedPuts]).toEqual([7, 7, 0]);
+    store.checkInvariants();
+    pages.forEach((p, i) => expect(get(i)).toEqual([TMEM_HIT, p]));
+  });
+
+  it("is not taken for a put that compresses", () => {
+    for (const flags of [0, TMEM_POOL_PERSIST]) {
+      const { memory, fill, put, get } = setup({ compression: true, dedup: "off" }, flags);
       const bytes = fill(5);
       expect(put(0)).toBe(TMEM_HIT);
       expect(memory.lastReadIntoSlab()).toBe(false);
