@@ -20,6 +20,7 @@
  * Built static for i386 with the kernel's tools/include/nolibc: no libc.
  */
 #include "nolibc.h"
+#include "parse.h"
 #include <linux/falloc.h>
 
 #ifndef O_DIRECT
@@ -30,23 +31,6 @@
 #define DIO_MAX			(1024u * 1024u)
 
 static unsigned char dio_buf[DIO_MAX] __attribute__((aligned(4096)));
-
-static unsigned long parse_ulong(const char *s, int *ok)
-{
-	unsigned long v = 0;
-
-	*ok = *s != '\0';
-	for (; *s; s++) {
-		unsigned long d = (unsigned long)(*s - '0');
-
-		if (*s < '0' || *s > '9' || v > (~0UL - d) / 10) {
-			*ok = 0;
-			return 0;
-		}
-		v = v * 10 + d;
-	}
-	return v;
-}
 
 static int usage(void)
 {

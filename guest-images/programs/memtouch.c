@@ -19,6 +19,7 @@
  * Built static for i386 with the kernel's tools/include/nolibc: no libc.
  */
 #include "nolibc.h"
+#include "parse.h"
 
 #define PAGE_SIZE	4096u
 #define WORDS		(PAGE_SIZE / 4)
@@ -40,24 +41,6 @@ static unsigned int page_word(unsigned int page, unsigned int seed, unsigned int
 	if (word >= random_words)
 		return page * 0x9e3779b9u + seed;
 	return mix(page * 0x9e3779b9u ^ mix(seed + word * 0x85ebca6bu));
-}
-
-static unsigned long parse_ulong(const char *s, int *ok)
-{
-	unsigned long v = 0;
-
-	*ok = *s != '\0';
-	for (; *s; s++) {
-		unsigned long d = (unsigned long)(*s - '0');
-
-		/* not a digit, or more than fits in 32 bits (it would wrap to a small number) */
-		if (*s < '0' || *s > '9' || v > (~0UL - d) / 10) {
-			*ok = 0;
-			return 0;
-		}
-		v = v * 10 + d;
-	}
-	return v;
 }
 
 /*
