@@ -174,20 +174,11 @@ export function poolCountersJson(k: PoolCounters, gauges: Required<DataGaugesJso
 
 export function clientCountersJson(k: ClientCounters, gauges: Required<DataGaugesJson>) {
   return {
-    ...gauges,
+    ...poolCountersJson(k, gauges),
     probes: k.probes,
     newPools: k.newPools,
     destroyPools: k.destroyPools,
-    puts: k.puts,
-    putsRefused: k.putsRefused,
-    gets: k.gets,
-    getHits: k.getHits,
-    flushPages: k.flushPages,
-    flushObjects: k.flushObjects,
-    pagesFlushed: k.pagesFlushed,
-    evictions: k.evictions,
     internalErrors: k.internalErrors,
-    dedupHits: k.dedupHits,
     errors: { ...k.errors },
   };
 }

@@ -235,22 +235,8 @@ export class Zpool {
     return h;
   }
 
-  /** Frees object `h`; an emptied zspage gives its frames back. */
-  free(h: number): void {
-    const zs = this.zspageOf(h);
-    const cls = zs.cls;
-    if (zs === this.wholeMark) {
-      this.slab.free(this.hSlot[h]!);
-      cls.objects--;
-      if (this.hPinned[h] === 1) cls.pinned--;
-      this.objects--;
-      this.bytesStored -= this.hLen[h]!;
-      this.bytesAllocated -= cls.size;
-      this.hZspage[h] = undefined;
-      this.freeHandles.push(h);
-      return;
-    }
-    this.unplace(h, zs);
+  /** The accounting of freeing object `h` of class `cls`; the handle goes back to the free list. */
+  private forget(h: number, cls: SizeClass): void {
     cls.objects--;
     if (this.hPinned[h] === 1) cls.pinned--;
     this.objects--;
@@ -258,6 +244,19 @@ export class Zpool {
     this.bytesAllocated -= cls.size;
     this.hZspage[h] = undefined;
     this.freeHandles.push(h);
+  }
+
+  /** Frees object `h`; an emptied zspage gives its frames back. */
+  free(h: number): void {
+    const zs = this.zspageOf(h);
+    const cls = zs.cls;
+    if (zs === this.wholeMark) {
+      this.slab.free(this.hSlot[h]!);
+      this.forget(h, cls);
+      return;
+    }
+    this.unplace(h, zs);
+    this.forget(h, cls);
     if (zs.used === 0) this.releaseZspage(zs);
     this.updateCompactable(cls);
   }
