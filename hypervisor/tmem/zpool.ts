@@ -199,12 +199,7 @@ export class Zpool {
     }
     const h = this.newHandle();
     this.place(h, zs, len);
-    cls.objects++;
-    if (pinned) cls.pinned++;
-    this.hPinned[h] = pinned ? 1 : 0;
-    this.objects++;
-    this.bytesStored += len;
-    this.bytesAllocated += cls.size;
+    this.record(h, cls, len, pinned);
     this.updateCompactable(cls);
     return h;
   }
@@ -226,13 +221,18 @@ export class Zpool {
     this.hZspage[h] = this.wholeMark;
     this.hSlot[h] = f;
     this.hLen[h] = len;
+    this.record(h, cls, len, pinned);
+    return h;
+  }
+
+  /** The accounting of a new object `h` of `len` bytes in class `cls` (forget undoes it). */
+  private record(h: number, cls: SizeClass, len: number, pinned: boolean): void {
     cls.objects++;
     if (pinned) cls.pinned++;
     this.hPinned[h] = pinned ? 1 : 0;
     this.objects++;
     this.bytesStored += len;
     this.bytesAllocated += cls.size;
-    return h;
   }
 
   /** The accounting of freeing object `h` of class `cls`; the handle goes back to the free list. */
