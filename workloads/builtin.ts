@@ -14,11 +14,18 @@
  *           guest i-1 has finished (or, with --phase-s, i x phase seconds after guest 0): while
  *           one guest peaks the others idle (what self-ballooning is for)
  *
- * Every command prints `memtouch: ...mismatches=N...` and/or `files: ok|CORRUPT` lines that
- * parseWorkloadOutput reads. Each plan says which lines its command must print (`requires`), and
- * judgeWorkload decides whether a guest's workload counts: it ran to the end (no timeout, no stop,
- * the guest alive), exited 0, printed every required line, had no OOM kill, no memtouch mismatch
- * and an intact file set. Anything else is an invalid run, with the reasons.
+ * The file set compresses about 2:1 with LZ4, like real files (workloads/files.ts). It is verified
+ * in the guest by setcheck (guest-images/programs/setcheck.c), which rebuilds every page from the
+ * seed and compares it, naming each wrong page: per page, and cheaper in guest CPU than the md5sum
+ * of the whole set it replaces (docs/store-compression.md, "Where a run's time goes").
+ *
+ * Every command prints `memtouch: ...mismatches=N...` and/or `setcheck: ... pages=P
+ * mismatches=M ...` and `files: ok|CORRUPT` lines that parseWorkloadOutput reads, and `phase: NAME
+ * UPTIME` stamps (parseWorkloadPhases) that say where the guest's time went. Each plan says which
+ * lines its command must print (`requires`), and judgeWorkload decides whether a guest's workload
+ * counts: it ran to the end (no timeout, no stop, the guest alive), exited 0, printed every required
+ * line, had no OOM kill, no memtouch mismatch, and setcheck compared every page of the set and found
+ * them all intact. Anything else is an invalid run, with the reasons.
  */
 import { TmemuError } from "../hypervisor/user-errors.ts";
 
@@ -41,6 +48,10 @@ export interface WorkloadPlan {
   fileMib: number;
   /** Swap disk each guest needs, MiB. */
   swapMib: number;
+  /**
+   * The guest's command. `expectedMd5Listing` (the md5 of `md5sum /data/set/*`'s listing, which the
+   * host still computes) is no longer used by the built-in workloads: setcheck checks every page.
+   */
   command(guestIndex: number, expectedMd5Listing: string): string;
   /**
    * Seconds the host waits before it starts guest i's command (phased). The host keeps the time:
@@ -60,13 +71,26 @@ export interface WorkloadRequirements {
   memtouchLines: number;
   /** A `files: ok|CORRUPT` line. */
   filesLine: boolean;
+  /** A setcheck result line that compared exactly this many pages (the whole set). */
+  setcheckPages?: number;
 }
 
 const readRounds = (rounds: number) => `r=0; while [ $r -lt ${rounds} ]; do cat /data/set/* > /dev/null; r=$((r+1)); done`;
 
-/** md5sum of the whole listing: one short line to compare instead of the listing itself. */
-function verifyFiles(listingMd5: string): string {
-  return `if [ "$(md5sum /data/set/* | md5sum | cut -d' ' -f1)" = "${listingMd5}" ]; then echo "files: ok"; else echo "files: CORRUPT"; fi`;
+/** Pages per MiB of the file set. */
+const PAGES_PER_MIB = 256;
+
+/** A shell function that prints `phase: NAME UPTIME` (seconds since the guest booted, 0.01 s steps). */
+const STAMP = `stamp() { echo "phase: $1 $(cut -d' ' -f1 /proc/uptime)"; }`;
+
+/** setcheck over the whole set: it prints the `files: ok|CORRUPT` line itself, and only at its end. */
+function verifyFiles(seed: number, setMib: number, fileMib: number): string {
+  return `setcheck /data/set ${seed} ${setMib * PAGES_PER_MIB} ${fileMib * PAGES_PER_MIB}`;
+}
+
+/** Read rounds, then the check, stamped; `before` runs first (stamped as its own phase when named). */
+function readAndVerify(rounds: number, seed: number, setMib: number, fileMib: number): string {
+  return `stamp read; ${readRounds(rounds)}; stamp verify; ${verifyFiles(seed, setMib, fileMib)}; vrc=$?; stamp end`;
 }
 
 export function planWorkload(name: string, p: WorkloadParams): WorkloadPlan {
@@ -74,38 +98,44 @@ export function planWorkload(name: string, p: WorkloadParams): WorkloadPlan {
   // Half of each page random, half one repeated word: compresses about 2:1, like typical anonymous
   // memory, so zswap is compared on data it can compress.
   const mt = (mib: number, seedOffset: number, passes: number) => `memtouch ${Math.max(1, Math.round(mib))} ${p.seed + seedOffset} ${passes} 512`;
+  const fileMib = 4;
   switch (name) {
-    case "refault":
+    case "refault": {
+      const setMib = Math.round(1.5 * ram);
       return {
         name,
-        fileSetMib: Math.round(1.5 * ram),
-        fileMib: 4,
+        fileSetMib: setMib,
+        fileMib,
         swapMib: ram,
-        command: (_i, listingMd5) => `${readRounds(3)}; ${verifyFiles(listingMd5)}`,
-        requires: { memtouchLines: 0, filesLine: true },
+        command: () => `${STAMP}; ${readAndVerify(3, p.seed, setMib, fileMib)}; exit $vrc`,
+        requires: { memtouchLines: 0, filesLine: true, setcheckPages: setMib * PAGES_PER_MIB },
       };
+    }
     case "swap":
-      return { name, fileSetMib: 0, fileMib: 4, swapMib: 2 * ram, command: (i) => mt(1.5 * ram, i, 2), requires: { memtouchLines: 1, filesLine: false } };
-    case "mixed":
+      return { name, fileSetMib: 0, fileMib, swapMib: 2 * ram, command: (i) => mt(1.5 * ram, i, 2), requires: { memtouchLines: 1, filesLine: false } };
+    case "mixed": {
+      const setMib = Math.round(0.75 * ram);
       return {
         name,
-        fileSetMib: Math.round(0.75 * ram),
-        fileMib: 4,
+        fileSetMib: setMib,
+        fileMib,
         swapMib: 2 * ram,
-        command: (i, listingMd5) =>
-          `${mt(0.75 * ram, i, 2)} > /tmp/mt 2>&1 & pid=$!; ${readRounds(3)}; wait $pid; rc=$?; cat /tmp/mt; ${verifyFiles(listingMd5)}; exit $rc`,
-        requires: { memtouchLines: 1, filesLine: true },
+        command: (i) =>
+          `${STAMP}; ${mt(0.75 * ram, i, 2)} > /tmp/mt 2>&1 & pid=$!; ${readAndVerify(3, p.seed, setMib, fileMib)}; wait $pid; rc=$?; stamp memtouch-end; cat /tmp/mt; exit $rc`,
+        requires: { memtouchLines: 1, filesLine: true, setcheckPages: setMib * PAGES_PER_MIB },
       };
+    }
     case "phased": {
       const phase = p.phaseS;
+      const setMib = Math.round(0.75 * ram);
       return {
         name,
-        fileSetMib: Math.round(0.75 * ram),
-        fileMib: 4,
+        fileSetMib: setMib,
+        fileMib,
         swapMib: 2 * ram,
         ...(phase === undefined ? { chained: true } : { startDelayS: (i: number) => i * phase }),
-        command: (i, listingMd5) => `${mt(1.25 * ram, i, 2)}; rc=$?; ${readRounds(2)}; ${verifyFiles(listingMd5)}; exit $rc`,
-        requires: { memtouchLines: 1, filesLine: true },
+        command: (i) => `${STAMP}; stamp memtouch; ${mt(1.25 * ram, i, 2)}; rc=$?; ${readAndVerify(2, p.seed, setMib, fileMib)}; exit $rc`,
+        requires: { memtouchLines: 1, filesLine: true, setcheckPages: setMib * PAGES_PER_MIB },
       };
     }
     default:
@@ -118,10 +148,14 @@ export interface WorkloadOutcome {
   mismatches: number | null;
   memtouchRuns: number;
   filesOk: boolean | undefined;
+  /** setcheck's result line, when printed: pages compared and pages wrong (or missing, or extra). */
+  setcheck?: { pages: number; mismatches: number };
 }
 
 /** memtouch.c's result line (its last line; error lines have no `mismatches=`). */
 const MEMTOUCH_RESULT = /^memtouch: mib=\d+ .*\bmismatches=(\d+)/gm;
+/** setcheck.c's result line. */
+const SETCHECK_RESULT = /^setcheck: files=\d+ pages=(\d+) mismatches=(\d+) /m;
 
 export function parseWorkloadOutput(output: string): WorkloadOutcome {
   let mismatches: number | null = null;
@@ -131,7 +165,28 @@ export function parseWorkloadOutput(output: string): WorkloadOutcome {
     memtouchRuns++;
   }
   const files = /^files: (ok|CORRUPT)$/m.exec(output)?.[1];
-  return { mismatches, memtouchRuns, filesOk: files === undefined ? undefined : files === "ok" };
+  const sc = SETCHECK_RESULT.exec(output);
+  return {
+    mismatches,
+    memtouchRuns,
+    filesOk: files === undefined ? undefined : files === "ok",
+    ...(sc ? { setcheck: { pages: Number(sc[1]), mismatches: Number(sc[2]) } } : {}),
+  };
+}
+
+/** One phase of a guest's workload: from its `phase:` stamp to the next one, s. */
+export interface WorkloadPhase {
+  name: string;
+  seconds: number;
+}
+
+/**
+ * The phases a workload's `phase: NAME UPTIME` stamps mark, in order: each lasts until the next
+ * stamp (the last stamp, "end", only closes the one before it).
+ */
+export function parseWorkloadPhases(output: string): WorkloadPhase[] {
+  const stamps = [...output.matchAll(/^phase: (\S+) (\d+(?:\.\d+)?)$/gm)].map((m) => ({ name: m[1]!, t: Number(m[2]) }));
+  return stamps.slice(0, -1).map((s, i) => ({ name: s.name, seconds: Math.round((stamps[i + 1]!.t - s.t) * 100) / 100 }));
 }
 
 /**
@@ -206,9 +261,14 @@ export function judgeWorkload(facts: WorkloadRunFacts, requires: WorkloadRequire
       if (requires.memtouchLines > 0 && parsed.memtouchRuns === 0) problems.push("no memtouch result line");
       else if (parsed.memtouchRuns !== requires.memtouchLines) problems.push(`${parsed.memtouchRuns} memtouch result lines, expected ${requires.memtouchLines}`);
       if (requires.filesLine && parsed.filesOk === undefined) problems.push("no files: line");
+      if (requires.setcheckPages !== undefined) {
+        if (!parsed.setcheck) problems.push("no setcheck result line");
+        else if (parsed.setcheck.pages !== requires.setcheckPages) problems.push(`setcheck compared ${parsed.setcheck.pages} of ${requires.setcheckPages} pages`);
+      }
     }
   }
   if (parsed.mismatches !== null && parsed.mismatches > 0) problems.push(`${parsed.mismatches} memtouch mismatches`);
+  if (parsed.setcheck && parsed.setcheck.mismatches > 0) problems.push(`${parsed.setcheck.mismatches} file-set pages wrong`);
   if (parsed.filesOk === false) problems.push("files CORRUPT");
   const reasons = [...stop, ...problems];
   return { valid: reasons.length === 0, reasons, problems, parsed };
