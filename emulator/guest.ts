@@ -11,13 +11,16 @@ import { V86 } from "v86";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestMemory } from "../hypervisor/guest-memory.ts";
 import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
-import { encodeRunRequest, MAX_REQUEST_BYTES, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
+import { encodeRunRequest, MAX_REQUEST_BYTES, parseRunResult, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
 import { GuestConsole, type Disposable } from "./console.ts";
 import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import { GuestBalloon } from "./balloon.ts";
 import { guestMemoryOf } from "./memory.ts";
+import { registerPciDevice } from "./tmem-pci.ts";
+import type { PciDeviceSpec } from "../hypervisor/tmem/pci.ts";
 import { checkGuestMemoryMib, checkInitrdSize } from "./memory-size.ts";
 import { internalsOf, REG, registerFile, type V86Cpu } from "./v86-internals.ts";
+import { captureMachineState, diskPickupCommand, prepareDrives, restoreMachineState, type DriveName } from "./snapshot.ts";
 
 export type { Disposable } from "./console.ts";
 export { INITRD_LOAD_ADDRESS, minimumMemoryMib, RESERVED_TOP_MIB } from "./memory-size.ts";
@@ -47,6 +50,25 @@ export interface GuestBootOptions {
   onConsole?: (text: string) => void;
   /** Called inside the emulator-loaded event, before the CPU runs: register port traps here. */
   beforeStart?: (guest: Guest) => void;
+  /**
+   * Construct the machine so that it can be saved and restored (emulator/snapshot.ts): always with
+   * both IDE drives, those without a disk hidden from the kernel. Implied by `restore`.
+   */
+  snapshotable?: boolean;
+  /** Start from a machine state (Guest.saveState) instead of booting the kernel. */
+  restore?: GuestRestore;
+}
+
+/** A machine state to start from, as Guest.saveState took it (without the disks' contents). */
+export interface GuestRestore {
+  state: Uint8Array;
+  kernelRelease: string;
+  /**
+   * The state is a boot snapshot taken with no disk attached: the guest rescans for this run's
+   * disks and activates them as init does. False for a state whose kernel already uses its disks
+   * (then dataDisk and swapDisk must be the disks saved with it).
+   */
+  pickUpDisks: boolean;
 }
 
 export const BASE_KERNEL_ARGS = ["console=ttyS0", "tsc=reliable", "mitigations=off", "random.trust_cpu=on", "loglevel=4"];
@@ -65,6 +87,11 @@ export class Guest implements Disposable {
   private readonly console: GuestConsole;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** The disks the guest runs on (what v86 reads and writes in place), for saveDisks. */
+  private dataBuffer: ArrayBuffer | undefined;
+  private swapBuffer: ArrayBuffer | undefined;
+  /** The request id of the command sent and not answered yet. */
+  private running: string | undefined;
 
   private constructor(emulator: V86, opts: GuestBootOptions) {
     this.emulator = emulator;
@@ -79,7 +106,11 @@ export class Guest implements Disposable {
     checkGuestMemoryMib(opts.memoryMib);
     checkInitrdSize(opts.images.initrd.byteLength);
     const require = createRequire(import.meta.url);
-    const hda = opts.dataDisk ?? (opts.swapDisk ? new Uint8Array(MIB) : undefined);
+    const snapshotable = opts.snapshotable === true || opts.restore !== undefined;
+    const hda = opts.dataDisk ?? (opts.swapDisk || snapshotable ? new Uint8Array(MIB) : undefined);
+    const hdb = opts.swapDisk ?? (snapshotable ? new Uint8Array(MIB) : undefined);
+    const hdaBuffer = hda ? toArrayBuffer(hda) : undefined;
+    const hdbBuffer = hdb ? toArrayBuffer(hdb) : undefined;
     const emulator = new V86({
       wasm_path: require.resolve("v86/build/v86.wasm"),
       memory_size: opts.memoryMib * MIB,
@@ -89,8 +120,8 @@ export class Guest implements Disposable {
       bzimage: { buffer: toArrayBuffer(opts.images.bzImage) },
       initrd: { buffer: toArrayBuffer(opts.images.initrd) },
       cmdline: [...BASE_KERNEL_ARGS, ...(opts.kernelArgs ?? [])].join(" "),
-      ...(hda ? { hda: { buffer: toArrayBuffer(hda) } } : {}),
-      ...(opts.swapDisk ? { hdb: { buffer: toArrayBuffer(opts.swapDisk) } } : {}),
+      ...(hdaBuffer ? { hda: { buffer: hdaBuffer } } : {}),
+      ...(hdbBuffer ? { hdb: { buffer: hdbBuffer } } : {}),
       virtio_balloon: opts.balloon ?? true,
       autostart: false,
       disable_keyboard: true,
@@ -103,7 +134,15 @@ export class Guest implements Disposable {
         emulator.add_listener("emulator-loaded", () => {
           try {
             guest.attach(Boolean(hda), Boolean(opts.swapDisk));
+            const keep: Record<DriveName, boolean> = { master: Boolean(opts.dataDisk), slave: Boolean(opts.swapDisk) };
+            const drives = snapshotable ? prepareDrives(emulator, keep) : undefined;
             opts.beforeStart?.(guest);
+            if (opts.restore && drives) {
+              restoreMachineState(emulator, opts.restore.state, drives, {
+                ...(opts.dataDisk && hdaBuffer ? { master: hdaBuffer } : {}),
+                ...(opts.swapDisk && hdbBuffer ? { slave: hdbBuffer } : {}),
+              });
+            }
             resolve();
           } catch (err) {
             reject(err as Error);
@@ -111,7 +150,18 @@ export class Guest implements Disposable {
         });
       });
       emulator.add_listener("serial0-output-byte", (byte: number) => guest.console.write(byte));
+      if (opts.dataDisk) guest.dataBuffer = hdaBuffer;
+      if (opts.swapDisk) guest.swapBuffer = hdbBuffer;
       await emulator.run();
+      if (opts.restore) {
+        guest.kernelRelease = opts.restore.kernelRelease;
+        const disks = (opts.dataDisk ? 1 : 0) + (opts.swapDisk ? 1 : 0);
+        if (opts.restore.pickUpDisks && disks > 0) {
+          const r = await guest.run(diskPickupCommand(disks), { timeoutMs: opts.bootTimeoutMs ?? 120_000 });
+          if (r.exitCode !== 0) throw new TmemuError("BOOT_FAILED", `${guest.name}: the guest started from the snapshot did not find its ${disks} disk(s)`, `boot cold with --cold-boot; console tail:\n${guest.consoleTail(10)}`);
+        }
+        return guest;
+      }
       const m = await guest.waitFor(READY_PATTERN, opts.bootTimeoutMs ?? 120_000, "boot");
       guest.kernelRelease = m[1] ?? "";
       return guest;
@@ -179,11 +229,14 @@ export class Guest implements Disposable {
       if (this.console.dead) throw this.console.dead;
       const answer = this.console.waitForRun(id, opts.timeoutMs ?? 600_000, `command \`${abbreviate(command)}\``);
       this.emulator.serial0_send(request);
+      this.running = id;
       try {
         return await answer;
       } catch (err) {
         if (err instanceof TmemuError && err.code === "TIMEOUT") this.console.fail(err);
         throw err;
+      } finally {
+        this.running = undefined;
       }
     });
     this.queue = job.catch(() => undefined);
@@ -216,6 +269,11 @@ export class Guest implements Disposable {
     return { dispose: () => cpu.io.register_write(port, device, undefined, undefined, () => undefined) };
   }
 
+  /** Plugs a PCI function with no BARs into bus 0 (emulator/tmem-pci.ts); call before the CPU runs. */
+  registerPciDevice(spec: PciDeviceSpec): void {
+    registerPciDevice(this.requireCpu(), spec);
+  }
+
   /** Guest-physical memory, 4 KiB pages, every access range-checked. */
   get memory(): GuestMemory {
     return guestMemoryOf(this.requireCpu());
@@ -224,6 +282,52 @@ export class Guest implements Disposable {
   /** The virtio balloon, when the guest was booted with one (the default). */
   get balloon(): GuestBalloon | undefined {
     return this.balloonHandle;
+  }
+
+  /** Stops the vCPU (the guest's time stops with it); `resume` starts it again. */
+  async pause(): Promise<void> {
+    await this.emulator.stop();
+  }
+
+  async resume(): Promise<void> {
+    if (this.disposed) throw new TmemuError("GUEST_GONE", `${this.name} was shut down`);
+    await this.emulator.run();
+  }
+
+  /**
+   * The machine's state without the disks' contents (emulator/snapshot.ts), taken with the vCPU
+   * stopped; the guest stays paused (call `resume` to go on). Needs a snapshotable guest.
+   */
+  async saveState(): Promise<Uint8Array> {
+    await this.emulator.stop();
+    return captureMachineState(this.emulator);
+  }
+
+  /** Copies of the disks the guest runs on (data: hda, swap: hdb), as they are now. */
+  saveDisks(): { data?: Uint8Array; swap?: Uint8Array } {
+    return {
+      ...(this.dataBuffer ? { data: new Uint8Array(this.dataBuffer.slice(0)) } : {}),
+      ...(this.swapBuffer ? { swap: new Uint8Array(this.swapBuffer.slice(0)) } : {}),
+    };
+  }
+
+  /**
+   * Waits for the end of a command that was already running when this guest's state was saved
+   * (its request id): the output it writes from now on and its exit code.
+   */
+  resumeRun(id: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+    if (!/^[A-Za-z0-9]+$/.test(id)) return Promise.reject(new TmemuError("BAD_INPUT", `not a command id: ${JSON.stringify(id)}`));
+    // The BEGIN marker went out before the save: this console starts inside the answer.
+    const job = this.queue.then(() =>
+      this.waitUntil((text) => parseRunResult(`TMEMU-BEGIN ${id}\n${text}`, id), opts.timeoutMs ?? 600_000, `command ${id}`, 0),
+    );
+    this.queue = job.catch(() => undefined);
+    return job;
+  }
+
+  /** The id of the command running now (sent and not answered yet), for a save while it runs. */
+  get runningCommandId(): string | undefined {
+    return this.running;
   }
 
   get isAlive(): boolean {

@@ -12,9 +12,15 @@
  *   EAX out: the result as a u32 (a negative TMEM_E* code in two's complement)
  *   TMEM_PROBE: EBX in guest ABI version; out EAX = TMEM_MAGIC, EBX = host version, ECX = 0 or
  *   TMEM_EPROTO. Every other op is answered TMEM_EPROTO until a probe with a matching version has
- *   been accepted; a probe with another version withdraws an earlier acceptance.
+ *   been accepted; a probe with another version withdraws an earlier acceptance. Every probe is a
+ *   full client reset (TmemStore.resetClient: the client leaves all its pools), so a guest that
+ *   reboots, kexecs or resumes an image starts with no pools and can never reach TMEM_EMFILE by
+ *   rebooting. While the host holds the client in "reset pending" (TmemStore.resetClient with
+ *   pending, TmemDevice.requireReprobe), every op but the probe answers TMEM_E_RESET, accepted
+ *   probe or not, and changes nothing.
  *
- * Checks, in this order (the first failure is the result): probe accepted (TMEM_EPROTO), op known
+ * Checks, in this order (the first failure is the result): reset pending (TMEM_E_RESET), probe
+ * accepted (TMEM_EPROTO), op known
  * (TMEM_ENOSYS), op argument zero for ops that take none (TMEM_EINVAL: bits 16-31 are reserved),
  * frame of a put or get inside guest RAM and outside the hole (TMEM_EFAULT), then the store's own
  * checks (pool: TMEM_ENOENT, reserved object or index: TMEM_EINVAL, ...). The pool field of
@@ -32,8 +38,11 @@ import {
   TMEM_EINVAL,
   TMEM_ENOSYS,
   TMEM_EPROTO,
+  TMEM_E_RESET,
   TMEM_FLUSH_OBJECT,
   TMEM_FLUSH_PAGE,
+  TMEM_FLUSH_RANGE,
+  TMEM_FLUSH_RANGE_MAX,
   TMEM_GET_PAGE,
   TMEM_MAGIC,
   TMEM_NEW_POOL,
@@ -132,6 +141,7 @@ export class TmemHypercallHandler {
     const eax = regs.eax >>> 0;
     const op = eax & 0xff;
     if (op === TMEM_PROBE) return this.probe(regs);
+    if (this.store.resetPending(this.clientId)) return this.refuse(op, TMEM_E_RESET);
     if (!this.accepted) return this.refuse(op, TMEM_EPROTO);
     const pool = (eax >>> 8) & 0xff;
     const arg = eax >>> 16;
@@ -165,12 +175,35 @@ export class TmemHypercallHandler {
       case TMEM_FLUSH_OBJECT:
         if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
         return store.flushObject(id, pool, regs.ebx, regs.ecx);
+      case TMEM_FLUSH_RANGE:
+        return this.flushRange(regs, pool, arg);
       default:
         return this.refuse(op, TMEM_ENOSYS);
     }
   }
 
+  /**
+   * TMEM_FLUSH_RANGE: pages ESI .. ESI + EDI - 1 of one object, as that many TMEM_FLUSH_PAGE would
+   * (the store counts each as one), in one trap. TMEM_EINVAL for a count outside 1..TMEM_FLUSH_RANGE_MAX
+   * or a range that reaches the reserved index; else the sum of the flushes or the first error.
+   */
+  private flushRange(regs: TrapRegisters, pool: number, arg: number): number {
+    const first = regs.esi >>> 0;
+    const count = regs.edi >>> 0;
+    if (arg !== 0 || count < 1 || count > TMEM_FLUSH_RANGE_MAX || first + count - 1 >= 0xffffffff) {
+      return this.refuse(TMEM_FLUSH_RANGE, TMEM_EINVAL);
+    }
+    let flushed = 0;
+    for (let i = 0; i < count; i++) {
+      const r = this.store.flushPage(this.clientId, pool, regs.ebx, regs.ecx, first + i);
+      if (r < 0) return r;
+      flushed += r;
+    }
+    return flushed;
+  }
+
   private probe(regs: TrapRegisters): number {
+    if (this.store.hasClient(this.clientId)) this.store.resetClient(this.clientId);
     this.accepted = regs.ebx >>> 0 === TMEM_ABI_VERSION;
     const status = this.accepted ? 0 : TMEM_EPROTO;
     this.store.countHypercall(this.clientId, TMEM_PROBE, status);

@@ -48,6 +48,8 @@ export class Client {
   readonly authorisedUuids = new Set<UuidText>();
   readonly counters = new ClientCounters();
   frozen = false;
+  /** Set by TmemStore.resetClient({ pending: true }): guest ops answer TMEM_E_RESET until a probe. */
+  resetPending = false;
   /** Gauges of the pages charged to this client; bytes of their data (per reference). */
   ephemeralPages = 0;
   persistentPages = 0;

@@ -515,6 +515,31 @@ export class TmemStore {
   }
 
   /**
+   * A full client reset (tmem_abi.h, "PROBE and reset"): the client leaves every pool it holds (its
+   * private pools and their pages are freed; a shared pool lives on while other members hold it).
+   * Nothing else changes: weight, allowance, frozen and authorisations stay. A TMEM_PROBE does
+   * this; the host does it with `pending` for a guest whose tmem state it cannot carry over (a
+   * guest restored from a snapshot into this store): until the guest probes again, every guest op
+   * but the probe answers TMEM_E_RESET (resetPending). Returns the number of pools left.
+   */
+  resetClient(clientId: number, options: { pending?: boolean } = {}): number {
+    const c = this.client(clientId);
+    let n = 0;
+    c.pools.forEach((pool, id) => {
+      if (pool === undefined) return;
+      this.leavePool(c, id, pool);
+      n++;
+    });
+    c.resetPending = options.pending === true;
+    return n;
+  }
+
+  /** Whether guest ops of the client answer TMEM_E_RESET (resetClient with pending, no probe since). */
+  resetPending(clientId: number): boolean {
+    return this.clients.get(clientId)?.resetPending === true;
+  }
+
+  /**
    * Drops every page charged to the client (its private pools and the shared pools it owns); its
    * pools stay. Returns the number of pages dropped.
    */

@@ -15,6 +15,7 @@ import {
   TMEM_EPROTO,
   TMEM_FLUSH_OBJECT,
   TMEM_FLUSH_PAGE,
+  TMEM_FLUSH_RANGE,
   TMEM_GET_PAGE,
   TMEM_HIT,
   TMEM_MAGIC,
@@ -30,7 +31,7 @@ import { ArrayGuestMemory, PAGE_SIZE, type GuestMemory } from "../../../hypervis
 import { BugIndicatingError } from "../../../hypervisor/errors.ts";
 import { TestGuest } from "./test-guest.ts";
 
-const KNOWN_OPS = [TMEM_NEW_POOL, TMEM_DESTROY_POOL, TMEM_PUT_PAGE, TMEM_GET_PAGE, TMEM_FLUSH_PAGE, TMEM_FLUSH_OBJECT, TMEM_PROBE];
+const KNOWN_OPS = [TMEM_NEW_POOL, TMEM_DESTROY_POOL, TMEM_PUT_PAGE, TMEM_GET_PAGE, TMEM_FLUSH_PAGE, TMEM_FLUSH_OBJECT, TMEM_FLUSH_RANGE, TMEM_PROBE];
 const UNKNOWN_OPS = Array.from({ length: 256 }, (_, op) => op).filter((op) => !KNOWN_OPS.includes(op));
 const SRC = 16;
 const DST = 17;
@@ -224,7 +225,7 @@ describe("counters", () => {
     g.call(encodeEax(99)); // ENOSYS
     const m = store.clientMetrics(g.clientId);
     expect(m).toMatchObject({ probes: 1, newPools: 1, destroyPools: 1, puts: 3, gets: 3, getHits: 1, flushPages: 1, flushObjects: 1 });
-    expect(m.errors).toEqual({ EPERM: 0, ENOENT: 1, EFAULT: 1, EBUSY: 0, EINVAL: 1, EMFILE: 0, ENOSPC: 0, ENOSYS: 1, EPROTO: 0 });
+    expect(m.errors).toEqual({ EPERM: 0, ENOENT: 1, EFAULT: 1, EBUSY: 0, EINVAL: 1, EMFILE: 0, ENOSPC: 0, ENOSYS: 1, EPROTO: 0, E_RESET: 0 });
     expect(m.internalErrors).toBe(0);
   });
 });

@@ -18,6 +18,7 @@ import {
   TMEM_ENOSPC,
   TMEM_EPERM,
   TMEM_FLUSH_OBJECT,
+  TMEM_FLUSH_RANGE,
   TMEM_FLUSH_PAGE,
   TMEM_GET_PAGE,
   TMEM_HIT,
@@ -50,6 +51,7 @@ const MEMORY_BYTES = 1 << 20;
 type Cmd =
   | { k: "call"; g: number; regs: Regs }
   | { k: "freeze" | "thaw"; g: number }
+  | { k: "reset"; g: number; pending: boolean }
   | { k: "allowance"; g: number; pages: number | undefined };
 
 // Mostly a few handles in the pools the setup creates, so that ops meet each other's pages.
@@ -74,6 +76,15 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 8, arbitrary: dataOp(TMEM_FLUSH_PAGE) },
   { weight: 4, arbitrary: dataOp(TMEM_FLUSH_OBJECT) },
   {
+    weight: 3,
+    arbitrary: fc
+      .record({ g: guestIdx, pool: poolId, obj: object, idx: index, n: fc.constantFrom(0, 1, 2, 3, 512, 513), arg: argBits })
+      .map(({ g, pool, obj, idx, n, arg }): Cmd => {
+        const [lo, hi] = objectWords(obj);
+        return { k: "call", g, regs: { eax: encodeEax(TMEM_FLUSH_RANGE, pool, arg), ebx: lo, ecx: hi, esi: idx, edi: n } };
+      }),
+  },
+  {
     weight: 8,
     arbitrary: fc
       .record({ g: guestIdx, flags: fc.constantFrom(0, 0, 1, 1, 2, 2, 3, 4, 0x8001), uuid: fc.constantFrom(...UUIDS) })
@@ -91,7 +102,8 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
     })),
   },
   {
-    weight: 2,
+    // Rare: every probe is a full client reset (the pools the setup made are gone)
+    weight: 1,
     arbitrary: fc.record({ g: guestIdx, version: fc.constantFrom(1, 1, 1, 1, 1, 1, 0, 2) }).map(({ g, version }): Cmd => ({
       k: "call",
       g,
@@ -105,6 +117,7 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
       .map(({ g, eax, ebx, pfn }): Cmd => ({ k: "call", g, regs: { eax, ebx, ecx: 0, esi: 0, edi: pfn } })),
   },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("freeze" as const), g: guestIdx }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("reset" as const), g: guestIdx, pending: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant("thaw" as const), g: guestIdx }) },
   {
     weight: 1,
@@ -196,6 +209,10 @@ function step(run: Run, cmd: Cmd): { result: number; outcome: ModelOutcome; befo
     case "thaw":
       run.store.thaw(guest.clientId);
       mc.frozen = false;
+      return undefined;
+    case "reset":
+      run.store.resetClient(guest.clientId, { pending: cmd.pending });
+      run.model.reset(cmd.g, cmd.pending);
       return undefined;
     case "allowance":
       run.store.setPersistentAllowance(guest.clientId, cmd.pages);
@@ -349,7 +366,7 @@ describe.each(CONFIGS)("the store ($name) against the reference model", (config)
                   } else if (op === TMEM_FLUSH_PAGE) {
                     expect([result, outcome.eax], where()).toEqual([0, 1]);
                   } else {
-                    expect(op, where()).toBe(TMEM_FLUSH_OBJECT);
+                    expect([TMEM_FLUSH_OBJECT, TMEM_FLUSH_RANGE], where()).toContain(op);
                     expect(result >= 0 && result < outcome.eax, where()).toBe(true);
                   }
                 }

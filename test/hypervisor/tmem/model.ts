@@ -17,8 +17,10 @@ import {
   TMEM_ENOSYS,
   TMEM_EPERM,
   TMEM_EPROTO,
+  TMEM_E_RESET,
   TMEM_FLUSH_OBJECT,
   TMEM_FLUSH_PAGE,
+  TMEM_FLUSH_RANGE,
   TMEM_GET_PAGE,
   TMEM_HIT,
   TMEM_MAGIC,
@@ -61,6 +63,8 @@ export interface ModelPool {
 
 interface ModelClient {
   accepted: boolean;
+  /** The host reset the client and wants a probe: every op but the probe is TMEM_E_RESET. */
+  resetPending: boolean;
   frozen: boolean;
   allowance: number;
   readonly auth: Set<string>;
@@ -99,6 +103,7 @@ export class TmemModel {
   addClient(auth: readonly string[] = [], allowance = Number.POSITIVE_INFINITY): number {
     this.clients.push({
       accepted: false,
+      resetPending: false,
       frozen: false,
       allowance,
       auth: new Set(auth),
@@ -151,9 +156,11 @@ export class TmemModel {
     const poolId = (eax >>> 8) & 0xff;
     const arg = eax >>> 16;
     if (op === TMEM_PROBE) {
+      this.reset(ci, false); // every probe is a full client reset
       c.accepted = u32(r.ebx) === TMEM_ABI_VERSION;
       return { eax: TMEM_MAGIC | 0, probe: { ebx: TMEM_ABI_VERSION, ecx: c.accepted ? 0 : u32(TMEM_EPROTO) } };
     }
+    if (c.resetPending) return { eax: TMEM_E_RESET };
     if (!c.accepted) return { eax: TMEM_EPROTO };
     const lo = u32(r.ebx);
     const hi = u32(r.ecx);
@@ -188,12 +195,7 @@ export class TmemModel {
       case TMEM_DESTROY_POOL: {
         if (arg !== 0) return { eax: TMEM_EINVAL };
         if (pool === undefined) return { eax: TMEM_ENOENT };
-        c.pools[poolId] = undefined;
-        pool.members.delete(ci);
-        if (pool.members.size === 0) {
-          pool.objects.clear();
-          if (pool.uuid !== undefined) this.shared.delete(pool.uuid);
-        }
+        this.leave(ci, poolId, pool);
         return { eax: 0 };
       }
       case TMEM_PUT_PAGE: {
@@ -237,8 +239,35 @@ export class TmemModel {
         pool.objects.delete(objKey);
         return { eax: n, pool };
       }
+      case TMEM_FLUSH_RANGE: {
+        const count = pfn;
+        if (arg !== 0 || count < 1 || count > 512 || index + count - 1 >= 0xffffffff) return { eax: TMEM_EINVAL };
+        if (pool === undefined) return { eax: TMEM_ENOENT };
+        if (reservedObj) return { eax: TMEM_EINVAL, pool };
+        let n = 0;
+        for (let i = 0; i < count; i++) if (this.remove(pool, objKey, index + i)) n++;
+        return { eax: n, pool };
+      }
       default:
         return { eax: TMEM_ENOSYS };
+    }
+  }
+
+  /** The client leaves every pool it holds; `pending`: ops answer TMEM_E_RESET until a probe. */
+  reset(ci: number, pending: boolean): void {
+    const c = this.client(ci);
+    c.pools.forEach((p, id) => {
+      if (p !== undefined) this.leave(ci, id, p);
+    });
+    c.resetPending = pending;
+  }
+
+  private leave(ci: number, poolId: number, pool: ModelPool): void {
+    this.client(ci).pools[poolId] = undefined;
+    pool.members.delete(ci);
+    if (pool.members.size === 0) {
+      pool.objects.clear();
+      if (pool.uuid !== undefined) this.shared.delete(pool.uuid);
     }
   }
 
