@@ -47,15 +47,17 @@ const MATCH_SPAN = 24;
  * match setcheck.c's set_page() word for word.
  */
 export function setPage(seed: number, file: number, page: number, out: Uint32Array): void {
-  let state = mix((seed >>> 0) ^ mix((Math.imul(file, 0x9e3779b9) + mix((page + 0x632be5ab) >>> 0)) >>> 0));
+  // xorshift32 from a seed mixed out of (seed, file, page); never 0 (xorshift's fixed point)
+  let x = mix((seed >>> 0) ^ mix((Math.imul(file, 0x9e3779b9) + mix((page + 0x632be5ab) >>> 0)) >>> 0)) | 1;
   const next = (): number => {
-    state = (state + 0x9e3779b9) >>> 0;
-    return mix(state);
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
   };
   let pos = 0;
   while (pos < WORDS) {
-    const r = next();
-    let lit = 1 + (r % LITERAL_MAX);
+    let lit = 1 + (next() % LITERAL_MAX);
     if (lit > WORDS - pos) lit = WORDS - pos;
     for (let i = 0; i < lit; i++) out[pos + i] = next();
     pos += lit;

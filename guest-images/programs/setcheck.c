@@ -6,10 +6,10 @@
  *
  * DIR holds files f0000, f0001, ... of FILE_PAGES 4 KiB pages each (the last
  * one maybe fewer), PAGES in all, written by workloads/files.ts from SEED.
- * Every page depends only on (SEED, file, page): setcheck rebuilds each one
- * with the same generator (set_page, a copy of setPage in files.ts) and
- * compares it with what it reads, so a page that came back wrong, from the
- * wrong place or not at all is caught and named. It also checks that DIR
+ * Every page depends only on (SEED, file, page): setcheck runs the same
+ * generator (page_ok, setPage in files.ts) over each page it reads and
+ * compares word by word, so a page that came back wrong, from the wrong
+ * place or not at all is caught and named. It also checks that DIR
  * holds exactly those files, no more, and that each has its exact length.
  *
  * Prints one line per problem (at most MAX_REPORTS), then
@@ -33,7 +33,6 @@
 #define MATCH_SPAN	24u
 
 static unsigned int buf[CHUNK_PAGES * WORDS];
-static unsigned int want[WORDS];
 static char dents[4096];
 static unsigned long reports;
 
@@ -47,40 +46,41 @@ static unsigned int mix(unsigned int x)
 	return x;
 }
 
-static unsigned int state;
-
-static unsigned int next(void)
+/*
+ * Whether @w (WORDS words read from the file) is page @page of file @file: the generator of
+ * setPage in files.ts (xorshift32 literals, copies of earlier words), checked as it runs. A copy
+ * is checked against the words already read, which equal the expected ones up to there, so
+ * the page is never built apart and no memcmp is needed.
+ */
+static int page_ok(unsigned int seed, unsigned int file, unsigned int page,
+		   const unsigned int *w)
 {
-	state += 0x9e3779b9u;
-	return mix(state);
-}
+	unsigned int x, pos = 0, lit, len, from, i, r;
 
-/* Page @page of file @file: runs of random words, then copies of earlier ones. */
-static void set_page(unsigned int seed, unsigned int file, unsigned int page,
-		     unsigned int *out)
-{
-	unsigned int pos = 0, lit, len, from, i, r;
-
-	state = mix(seed ^ mix(file * 0x9e3779b9u + mix(page + 0x632be5abu)));
+	x = mix(seed ^ mix(file * 0x9e3779b9u + mix(page + 0x632be5abu))) | 1;
+#define NEXT() (x ^= x << 13, x ^= x >> 17, x ^= x << 5, x)
 	while (pos < WORDS) {
-		r = next();
-		lit = 1 + r % LITERAL_MAX;
+		lit = 1 + NEXT() % LITERAL_MAX;
 		if (lit > WORDS - pos)
 			lit = WORDS - pos;
 		for (i = 0; i < lit; i++)
-			out[pos + i] = next();
+			if (w[pos + i] != NEXT())
+				return 0;
 		pos += lit;
 		if (pos >= WORDS)
 			break;
-		r = next();
+		r = NEXT();
 		len = MATCH_MIN + r % MATCH_SPAN;
 		if (len > WORDS - pos)
 			len = WORDS - pos;
 		from = (r >> 8) % pos;
 		for (i = 0; i < len; i++)
-			out[pos + i] = out[from + i];
+			if (w[pos + i] != w[from + i])
+				return 0;
 		pos += len;
 	}
+#undef NEXT
+	return 1;
 }
 
 static unsigned long now_ms(void)
@@ -166,9 +166,9 @@ static unsigned long check_file(const char *dir, unsigned long seed,
 				continue;
 			}
 			(*compared)++;
-			set_page((unsigned int)seed, (unsigned int)f, (unsigned int)p, want);
 			if ((k + 1) * PAGE_SIZE > (unsigned long)n ||
-			    memcmp(buf + k * WORDS, want, PAGE_SIZE)) {
+			    !page_ok((unsigned int)seed, (unsigned int)f,
+				     (unsigned int)p, buf + k * WORDS)) {
 				report(path, "mismatch at page", p);
 				bad++;
 			}
@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 	file_pages = parse_ulong(argv[4], &ok3);
 	files = ok2 && ok3 && file_pages ? (pages + file_pages - 1) / file_pages : 0;
 	if (!ok1 || !ok2 || !ok3 || pages == 0 || file_pages == 0 || files > 10000) {
-		printf("setcheck: SEED, PAGES, FILE_PAGES: whole numbers; PAGES, FILE_PAGES >= 1; files <= 10000\n");
+		printf("setcheck: bad SEED, PAGES or FILE_PAGES\n");
 		return 2;
 	}
 	t0 = now_ms();
