@@ -78,6 +78,7 @@ import { NO_DEDUP, PageData } from "./page-data.ts";
 import { NOT_SAME_FILLED, sameFilledWord } from "./same-filled.ts";
 import { Client, Pool, TmemObject } from "./store-records.ts";
 import { FRAME_SIZE, NO_FRAME, Slab } from "./slab.ts";
+import type { SharedPageVerifier } from "./shared-verify.ts";
 import { NO_HANDLE } from "./zpool.ts";
 
 export const FRAMES_PER_MIB = (1024 * 1024) / FRAME_SIZE;
@@ -140,6 +141,8 @@ export class TmemStore {
   private readonly clients = new Map<number, Client>();
   private nextClientId = 1;
   private readonly sharedPools = new Map<UuidText, Pool>();
+  /** Shared pools whose puts must equal the image the host serves (shared-verify.ts). */
+  private readonly verifiers = new Map<UuidText, SharedPageVerifier>();
 
   /** Sentinel (pair G) of the global LRU list of ephemeral frame-backed pages. */
   private readonly frameLru: number;
@@ -276,6 +279,11 @@ export class TmemStore {
     const obj = pool.objects.get(key);
     const old = obj === undefined ? NIL : (obj.pages.get(index) ?? NIL);
     if (c.frozen) return this.refusePut(c, pool, old, TMEM_EBUSY);
+    const verifier = pool.uuid === undefined ? undefined : this.verifiers.get(pool.uuid);
+    if (verifier !== undefined) {
+      this.readGuestPage(memory, pfn, old);
+      if (!verifier.verify(lo, hi, index, this.scratch)) return this.refusePut(c, pool, old, TMEM_EPERM);
+    }
     if (old === NIL) {
       if (pool.persistent && pool.owner.persistentUnits() >= pool.owner.persistentAllowance) {
         return this.refusePut(c, pool, NIL, TMEM_ENOSPC);
@@ -507,6 +515,17 @@ export class TmemStore {
   /** Shared pools with this uuid may now be created or joined by the client. */
   authorizeShared(clientId: number, uuid: string): void {
     this.client(clientId).authorisedUuids.add(parseUuid(uuid));
+  }
+
+  /**
+   * From now on a put into the shared pool `uuid` is accepted only if `verifier` says its bytes are
+   * the image's (else TMEM_EPERM, the handle flushed, counted as a refused put); undefined stops
+   * verifying. Pages already in the pool stay.
+   */
+  verifySharedPuts(uuid: string, verifier: SharedPageVerifier | undefined): void {
+    const id = parseUuid(uuid);
+    if (verifier === undefined) this.verifiers.delete(id);
+    else this.verifiers.set(id, verifier);
   }
 
   /** Takes an authorisation back; a pool the client already holds stays held. */
