@@ -117,7 +117,7 @@ describe.each([4096, 1024])("an ext4 image with %i-byte blocks", (blockSize) => 
     expect(v.verify(ino, 0, 1, page1)).toBe(true);
     expect(v.verify(ino, 0, 2, page1)).toBe(false);
     expect(v.verify(ino, 1, 1, page1)).toBe(false); // object ids above 2^32 are no inode
-    page1[4095] ^= 1;
+    page1[4095] = page1[4095]! ^ 1;
     expect(v.verify(ino, 0, 1, page1)).toBe(false);
     expect([v.accepted, v.refused]).toEqual([1, 3]);
   });
