@@ -54,20 +54,27 @@ import { TmemuError } from "../user-errors.ts";
 import type { TmemStore } from "./store.ts";
 
 /**
- * Test-only fault injection, so that tests can show `tmemu validate` failing on a host bug:
- * TMEMU_INJECT_FAULT=store-put, read when a handler is created, makes one TMEM_PUT_PAGE in every
- * INJECTED_PUT_FAULT_EVERY (the 1st, the 17th, ...) throw inside the handler after the put is
- * counted, as a bug in the store's put path would. The handler then does what it does for any
- * host bug: answers TMEM_EINVAL and counts an internal error. Unset (or empty): no fault.
+ * Test-only fault injection, so that tests can show `tmemu validate` failing on a host bug, read
+ * from TMEMU_INJECT_FAULT when a handler is created. Unset (or empty): no fault.
+ *   store-put        one TMEM_PUT_PAGE in every INJECTED_PUT_FAULT_EVERY (the 1st, the 17th, ...)
+ *                    throws inside the handler after the put is counted, as a bug in the store's put
+ *                    path would. The handler then does what it does for any host bug: answers
+ *                    TMEM_EINVAL and counts an internal error.
+ *   lose-persistent  the host loses one persistent page: the LOST_PERSISTENT_GET-th TMEM_GET_PAGE
+ *                    on a persistent pool that would hit finds its page flushed (the store counts
+ *                    the flush) and answers TMEM_MISS, once per handler.
  */
 export const INJECT_FAULT_ENV = "TMEMU_INJECT_FAULT";
 export const INJECTED_PUT_FAULT_EVERY = 16;
+export const LOST_PERSISTENT_GET = 16;
 
-function injectedPutFault(): boolean {
+type InjectedFault = "store-put" | "lose-persistent" | undefined;
+
+function injectedFault(): InjectedFault {
   const v = process.env[INJECT_FAULT_ENV];
-  if (v === undefined || v === "") return false;
-  if (v === "store-put") return true;
-  throw new TmemuError("USAGE", `${INJECT_FAULT_ENV}=${v} is not a fault tmemu can inject`, `use ${INJECT_FAULT_ENV}=store-put, or unset it`);
+  if (v === undefined || v === "") return undefined;
+  if (v === "store-put" || v === "lose-persistent") return v;
+  throw new TmemuError("USAGE", `${INJECT_FAULT_ENV}=${v} is not a fault tmemu can inject`, `use ${INJECT_FAULT_ENV}=store-put or lose-persistent, or unset it`);
 }
 
 /**
@@ -98,8 +105,10 @@ export function encodeEax(op: number, pool = 0, arg = 0): number {
 export class TmemHypercallHandler {
   private accepted = false;
   private lastError: unknown = undefined;
-  private readonly injectPutFault = injectedPutFault();
+  private readonly fault = injectedFault();
+  private readonly injectPutFault = this.fault === "store-put";
   private putsSeen = 0;
+  private persistentGetsSeen = 0;
 
   constructor(
     private readonly store: TmemStore,
@@ -167,6 +176,7 @@ export class TmemHypercallHandler {
         if (arg !== 0) return this.refuse(op, TMEM_EINVAL);
         const pfn = regs.edi >>> 0;
         if (!checkGuestFrame(pfn, this.memory.sizeBytes)) return this.refuse(op, TMEM_EFAULT);
+        if (this.fault === "lose-persistent") this.losePersistentPage(pool, regs);
         return store.getPage(id, pool, regs.ebx, regs.ecx, regs.esi, this.memory, pfn);
       }
       case TMEM_FLUSH_PAGE:
@@ -200,6 +210,16 @@ export class TmemHypercallHandler {
       flushed += r;
     }
     return flushed;
+  }
+
+  /** TMEMU_INJECT_FAULT=lose-persistent: the LOST_PERSISTENT_GET-th persistent get that would hit misses. */
+  private losePersistentPage(pool: number, regs: TrapRegisters): void {
+    if (this.persistentGetsSeen >= LOST_PERSISTENT_GET) return;
+    const held = this.store.clientMetrics(this.clientId).pools.find((p) => p.poolId === pool);
+    if (held?.persistent !== true) return;
+    // A flush that finds the page is a get that would have hit.
+    if (++this.persistentGetsSeen < LOST_PERSISTENT_GET) return;
+    if (this.store.flushPage(this.clientId, pool, regs.ebx, regs.ecx, regs.esi) !== 1) this.persistentGetsSeen--;
   }
 
   private probe(regs: TrapRegisters): number {

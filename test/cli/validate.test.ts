@@ -13,8 +13,8 @@ import {
   type CoherenceReadBack,
 } from "../../cli/validate.ts";
 import { TMEM_GUEST_STAT_NAMES, type TmemGuestStats } from "../../hypervisor/guest/stats.ts";
-import { TMEM_EINVAL, TMEM_HIT, TMEM_MAGIC } from "../../hypervisor/tmem/abi.ts";
-import { INJECT_FAULT_ENV, INJECTED_PUT_FAULT_EVERY } from "../../hypervisor/tmem/hypercall.ts";
+import { TMEM_EINVAL, TMEM_HIT, TMEM_MAGIC, TMEM_MISS, TMEM_POOL_PERSIST } from "../../hypervisor/tmem/abi.ts";
+import { INJECT_FAULT_ENV, INJECTED_PUT_FAULT_EVERY, LOST_PERSISTENT_GET } from "../../hypervisor/tmem/hypercall.ts";
 import { TmemStore } from "../../hypervisor/tmem/store.ts";
 import { TestGuest } from "../hypervisor/tmem/test-guest.ts";
 
@@ -109,6 +109,24 @@ describe("the injected put fault (test-only seam)", () => {
     expect(metrics.internalErrors).toBe(0);
     process.env[INJECT_FAULT_ENV] = "store-get";
     expect(() => hostMetrics()).toThrow(/not a fault tmemu can inject/);
+  });
+
+  it(`lose-persistent: the ${LOST_PERSISTENT_GET}th persistent get that would hit misses, once; ephemeral gets are untouched`, () => {
+    process.env[INJECT_FAULT_ENV] = "lose-persistent";
+    hostMetrics((g) => {
+      const eph = g.newPool();
+      const pers = g.newPool(TMEM_POOL_PERSIST);
+      g.memory.bytes.fill(0x22, 16 * 4096, 17 * 4096);
+      for (let i = 0; i < 40; i++) expect(g.put(eph, 1n, i, 16)).toBe(TMEM_HIT);
+      for (let i = 0; i < 40; i++) expect(g.get(eph, 1n, i, 17)).toBe(TMEM_HIT);
+      expect(g.put(pers, 1n, 0, 16)).toBe(TMEM_HIT);
+      const results = Array.from({ length: 2 * LOST_PERSISTENT_GET }, () => g.get(pers, 1n, 0, 17));
+      expect(results.indexOf(TMEM_MISS)).toBe(LOST_PERSISTENT_GET - 1);
+      expect(results.filter((r) => r === TMEM_MISS)).toHaveLength(LOST_PERSISTENT_GET + 1);
+      // Put again: it stays (one loss per handler).
+      expect(g.put(pers, 1n, 0, 16)).toBe(TMEM_HIT);
+      for (let i = 0; i < 2 * LOST_PERSISTENT_GET; i++) expect(g.get(pers, 1n, 0, 17)).toBe(TMEM_HIT);
+    });
   });
 });
 
