@@ -12,7 +12,7 @@ import { parseUiPort, UI_CONSOLE_MODES } from "./ui/live.ts";
 import { MEMORY_POLICY_NAMES } from "../hypervisor/scheduler/policy.ts";
 import { DEDUP_MODES } from "../hypervisor/tmem/store.ts";
 import { WORKLOAD_NAMES } from "../workloads/builtin.ts";
-import { CHECK_NAMES } from "./validate.ts";
+import { CHECK_NAMES, DEFAULT_FUZZ_SECONDS } from "./validate.ts";
 import { validateCommand } from "./validate-command.ts";
 
 export function buildProgram(): Command {
@@ -121,6 +121,7 @@ export function buildProgram(): Command {
       .addOption(memoryMibOption("guest RAM in MiB"))
       .addOption(new Option("--only <checks...>", "run only these checks").choices([...CHECK_NAMES]))
       .option("--json <file>", "also write the report as JSON")
+      .addOption(new Option("--fuzz-seconds <s>", "how long the fuzz check fires hypercalls").default(DEFAULT_FUZZ_SECONDS).argParser(intOption("--fuzz-seconds", 1, 86400)))
   ).action(async (flags) => {
     process.exitCode = await validateCommand(flags);
   });

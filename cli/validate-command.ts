@@ -9,6 +9,7 @@ export interface ValidateFlags extends VersionFlags {
   memoryMib: number;
   only?: CheckName[];
   json?: string;
+  fuzzSeconds?: number;
 }
 
 export async function validateCommand(flags: ValidateFlags): Promise<number> {
@@ -22,6 +23,7 @@ export async function validateCommand(flags: ValidateFlags): Promise<number> {
     versions,
     ...(flags.patches ? { patchesDir: flags.patches } : {}),
     ...(flags.only ? { only: flags.only } : {}),
+    ...(flags.fuzzSeconds !== undefined ? { fuzzSeconds: flags.fuzzSeconds } : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(formatReport(report));

@@ -15,7 +15,11 @@
  *                       punch hole, collapse range, O_DIRECT write; and a buffered overwrite), read
  *                       back with their new content; each read-back asked cleancache, and an
  *                       unchanged file came back from it
- *  inert                no tmem device: the same kernel boots, says so once, and the workloads pass
+ *  inert                no tmem device: the same kernel boots, says so once, and the workloads pass;
+ *                       and with no device but something listening on the hypercall port, the
+ *                       kernel never writes to it (it looks for the PCI function first)
+ *  hostile-shared, reprobe, refused-put, lost-persistent, fuzz: the host contract, see
+ *                       validate-contract.ts
  *
  * Every check with a tmem device also fails on any host internal error (a bug in the host), any
  * host error result other than the refusals the ABI allows (TMEM_ENOSPC, TMEM_EBUSY on a put) and
@@ -35,6 +39,7 @@ import type { ClientMetricsJson } from "../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { md5sumListing, seededBytes, writeFileSet } from "../workloads/files.ts";
 import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, type TmemGuest } from "./tmem-guest.ts";
+import { fuzzCheck, hostileSharedCheck, lostPersistentCheck, portWritesWithoutDevice, refusedPutCheck, reprobeCheck } from "./validate-contract.ts";
 
 export interface CheckResult {
   name: string;
@@ -51,17 +56,22 @@ export interface ValidateOptions {
   versions?: VersionChoice;
   memoryMib: number;
   only?: string[];
+  /** How long the fuzz check fires hypercalls (default DEFAULT_FUZZ_SECONDS). */
+  fuzzSeconds?: number;
   log?: (line: string) => void;
 }
 
+export const DEFAULT_FUZZ_SECONDS = 180;
+
 const MIB = 1024 * 1024;
 
-export const CHECK_NAMES = ["swap", "swap-store-full", "cleancache", "coherence", "inert"] as const;
+export const CHECK_NAMES = ["swap", "swap-store-full", "cleancache", "coherence", "inert", "hostile-shared", "reprobe", "refused-put", "lost-persistent", "fuzz"] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
 interface Ctx {
   images: GuestImages;
   memoryMib: number;
+  fuzzSeconds: number;
   log: (line: string) => void;
 }
 
@@ -449,7 +459,9 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
     const out = await g.runChecked(`memtouch ${2 * ramMib} 99 1`, { timeoutMs: 1_800_000 });
     const sum = (await g.runChecked("md5sum < /data/blob")).split(" ")[0];
     const gs = await guestTmemStats(g);
+    const listener = await portWritesWithoutDevice(ctx.images, ctx.memoryMib);
     const numbers = {
+      portWritesWithoutDevice: listener.writes,
       kernelSays: dmesg.trim().split("\n").filter(Boolean).map((l) => l.replace(/^\[[^\]]*\]\s*/, "")).join(" | ") || "(nothing)",
       mismatches: parseMemtouch(out),
       swapSectorsWritten: g.disks.swap.sectorsWritten,
@@ -462,6 +474,7 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
     if (gs && (gs.frontswap_stores > 0 || gs.cleancache_puts > 0)) problems.push("the frontend made hypercalls without a device");
     if (sum !== want) problems.push("file checksum changed");
     if (!/no tmem device/i.test(dmesg)) problems.push('the kernel did not say "no tmem device"');
+    if (listener.writes > 0) problems.push(`the kernel wrote ${listener.writes} time(s) to port 0x700 with no tmem device: a blind probe`);
     return { pass: problems.length === 0, reason: problems.join("; "), numbers };
   } finally {
     await tg.dispose();
@@ -473,14 +486,19 @@ const CHECKS: Record<CheckName, { title: string; run: (ctx: Ctx) => Promise<Omit
   "swap-store-full": { title: "swap integrity, store nearly full (refused stores go to disk)", run: (ctx) => swapCheck(ctx, 4, true) },
   cleancache: { title: "cleancache: second read from tmem, not disk", run: cleancacheCheck },
   coherence: { title: "cleancache coherence: overwrite, truncate, punch, collapse, direct write", run: coherenceCheck },
-  inert: { title: "inert: no tmem device, same kernel, same workloads", run: inertCheck },
+  inert: { title: "inert: no tmem device, same kernel, same workloads, no port access", run: inertCheck },
+  "hostile-shared": { title: "hostile shared puts refused; the other guest reads true bytes", run: hostileSharedCheck },
+  reprobe: { title: "host resets (TMEM_E_RESET): re-probe, pools re-created, no EMFILE", run: reprobeCheck },
+  "refused-put": { title: "a refused put leaves nothing under the handle; the frontend flushes it", run: refusedPutCheck },
+  "lost-persistent": { title: "a lost persistent page: SIGBUS for its task, logged, counted, nothing else", run: lostPersistentCheck },
+  fuzz: { title: "live hypercall fuzzing beside an honest guest", run: fuzzCheck },
 };
 
 export async function validate(opts: ValidateOptions): Promise<{ results: CheckResult[]; seconds: number; kernel: string; patches: string[] }> {
   const t0 = Date.now();
   const log = opts.log ?? (() => undefined);
   const set = await ensureImages({ progress: new StderrProgress(), ...opts.versions, ...(opts.patchesDir ? { patchesDir: opts.patchesDir } : {}) });
-  const ctx: Ctx = { images: loadGuestImages(set), memoryMib: opts.memoryMib, log };
+  const ctx: Ctx = { images: loadGuestImages(set), memoryMib: opts.memoryMib, fuzzSeconds: opts.fuzzSeconds ?? DEFAULT_FUZZ_SECONDS, log };
   const results: CheckResult[] = [];
   for (const name of CHECK_NAMES) {
     if (opts.only && !opts.only.includes(name)) continue;
