@@ -72,7 +72,7 @@ import {
   type StoreMetricsJson,
 } from "./metrics.ts";
 import { COMPRESSOR } from "./codec.ts";
-import { compactionThreshold, dataVictim, overShare, recordVictim } from "./eviction.ts";
+import { compactionThreshold, dataVictim, overShare, pageKeyHash, recordVictim, ScanResistance } from "./eviction.ts";
 import { NIL, PageTable } from "./page-table.ts";
 import { NO_DEDUP, PageData } from "./page-data.ts";
 import { NOT_SAME_FILLED, sameFilledWord } from "./same-filled.ts";
@@ -102,6 +102,12 @@ export type TmemStoreOptions = (
    * contents through timing — Dedup Est Machina, Flip Feng Shui).
    */
   dedup?: DedupMode;
+  /**
+   * Ephemeral puts into a full store follow DIP's adaptive insertion (eviction.ts ScanResistance):
+   * LRU eviction, or refusal of most new pages when shadow caches of a sample of the keys show
+   * that to hit more (a looping scan larger than page cache + store). Default false: plain LRU.
+   */
+  scanResistant?: boolean;
 };
 
 export const DEDUP_MODES = ["client", "off", "global"] as const;
@@ -132,6 +138,8 @@ function checkCount(what: string, value: number, max = Number.MAX_SAFE_INTEGER):
 export class TmemStore {
   private readonly slab: Slab;
   private readonly data: PageData;
+  /** Adaptive insertion for ephemeral puts into a full store, when on (the scanResistant option). */
+  private readonly scan: ScanResistance | undefined;
   readonly compression: boolean;
   readonly dedup: DedupMode;
   private readonly pt = new PageTable<TmemObject>();
@@ -193,6 +201,7 @@ export class TmemStore {
     if (!DEDUP_MODES.includes(this.dedup)) {
       throw new TmemuError("BAD_INPUT", `tmem: unknown dedup mode "${String(this.dedup)}"`, `use one of: ${DEDUP_MODES.join(", ")}`);
     }
+    this.scan = options.scanResistant === true ? new ScanResistance() : undefined;
     this.budget = frames;
     this.frameLru = this.pt.newList();
     this.fillLru = this.pt.newList();
@@ -275,6 +284,7 @@ export class TmemStore {
     index >>>= 0;
     if (isReservedObject(lo, hi) || isReservedIndex(index)) return this.fail(c, TMEM_EINVAL);
 
+    if (this.scan !== undefined && !pool.persistent) this.scan.put(pageKeyHash(lo, hi, index), this.ephemeralPages);
     const key = objectKey(lo, hi);
     const obj = pool.objects.get(key);
     const old = obj === undefined ? NIL : (obj.pages.get(index) ?? NIL);
@@ -366,9 +376,8 @@ export class TmemStore {
     hi >>>= 0;
     index >>>= 0;
     if (isReservedObject(lo, hi) || isReservedIndex(index)) return this.fail(c, TMEM_EINVAL);
-    const obj = pool.objects.get(objectKey(lo, hi));
-    if (obj === undefined) return TMEM_MISS;
-    const s = obj.pages.get(index);
+    if (this.scan !== undefined && !pool.persistent) this.scan.get(pageKeyHash(lo, hi, index), !pool.shared);
+    const s = pool.objects.get(objectKey(lo, hi))?.pages.get(index);
     if (s === undefined) return TMEM_MISS;
 
     const h = this.pt.frame[s]!;
@@ -903,6 +912,7 @@ export class TmemStore {
       h = this.data.commit(this.budget, pool.persistent);
       if (h !== NO_HANDLE) return h;
       if (zpool.compactableFrames() >= compactionThreshold(this.slab.framesUsed) && zpool.compact() > 0) continue;
+      if (this.scan !== undefined && !pool.persistent && !this.scan.admit()) return NO_ROOM;
       if (!this.evictData(c) && zpool.compact() === 0) return NO_ROOM;
     }
   }
