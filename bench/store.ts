@@ -10,6 +10,11 @@
  * "copy limit": the same N pages moved the same way with nothing but Uint8Array.set (source region
  * to a slab-sized buffer, back to the destination region): 2N page copies per round.
  *
+ * "LZ4 limit": the compressed store's pages through the store's own codec calls (codec.ts
+ * compressPage, then decompressPage into the destination) and nothing else: 2N page ops per round,
+ * like put+get. It says how much of the compressed store's time is LZ4 itself: a compressed page
+ * costs one LZ4 compression and one decompression whatever the store around them does.
+ *
  * The ratio of the two medians is the share of the copy limit the store keeps. Three stores:
  *  - "whole pages": compression and dedup off, random pages (target >= 0.5);
  *  - "compressed": the default store (LZ4, dedup within the client) on memtouch's kind of page, half
@@ -29,6 +34,7 @@ import { ArrayGuestMemory, PAGE_SIZE } from "../hypervisor/guest-memory.ts";
 import { TMEM_ABI_VERSION, TMEM_GET_PAGE, TMEM_HIT, TMEM_MAGIC, TMEM_PROBE, TMEM_PUT_PAGE } from "../hypervisor/tmem/abi.ts";
 import { TMEM_NEW_POOL } from "../hypervisor/tmem/abi.ts";
 import { encodeEax, TmemHypercallHandler, type TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
+import { compressPage, decompressPage } from "../hypervisor/tmem/codec.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { median, rate, type BenchDefinition, type BenchOptions, type BenchResult } from "./harness.ts";
 
@@ -51,11 +57,12 @@ function fail(message: string): never {
 type StoreKind = "whole" | "compressed" | "default-random";
 
 function storeRate(options: BenchOptions, kind: StoreKind = "whole"): number {
-  const memory = new ArrayGuestMemory(MEMORY_BYTES);
-  randomFillSync(memory.bytes);
+  let memory: ArrayGuestMemory;
   if (kind === "compressed") {
-    // memtouch's pages: the second half of each page one repeated word
-    for (let p = SRC_PFN; p < SRC_PFN + PAGES; p++) new Uint32Array(memory.bytes.buffer, p * PAGE_SIZE + PAGE_SIZE / 2, PAGE_SIZE / 8).fill(p * 0x9e3779b9);
+    memory = halfRandomMemory();
+  } else {
+    memory = new ArrayGuestMemory(MEMORY_BYTES);
+    randomFillSync(memory.bytes);
   }
   const store = new TmemStore(kind === "whole" ? { budgetFrames: PAGES, compression: false, dedup: "off" } : { budgetFrames: PAGES });
   const client = store.createClient("bench");
@@ -147,6 +154,35 @@ function evictingPutRate(frames: number, options: BenchOptions): number {
   return rate(round, PAGES, options.minSampleMs);
 }
 
+/** Memtouch's kind of page (half random, half one repeated word) at SRC_PFN.. of a fresh memory. */
+function halfRandomMemory(): ArrayGuestMemory {
+  const memory = new ArrayGuestMemory(MEMORY_BYTES);
+  randomFillSync(memory.bytes);
+  for (let p = SRC_PFN; p < SRC_PFN + PAGES; p++) new Uint32Array(memory.bytes.buffer, p * PAGE_SIZE + PAGE_SIZE / 2, PAGE_SIZE / 8).fill(p * 0x9e3779b9);
+  return memory;
+}
+
+/** The compressed store's LZ4 work alone: compressPage and decompressPage of the same pages, no store. */
+function lz4Rate(options: BenchOptions): number {
+  const memory = halfRandomMemory();
+  const src = Buffer.from(memory.bytes.buffer, memory.bytes.byteOffset, memory.bytes.byteLength);
+  const packed: Uint8Array[] = new Array<Uint8Array>(PAGES);
+  const round = (): void => {
+    for (let i = 0; i < PAGES; i++) {
+      const from = (SRC_PFN + i) * PAGE_SIZE;
+      packed[i] = compressPage(src.subarray(from, from + PAGE_SIZE));
+    }
+    for (let i = 0; i < PAGES; i++) {
+      const to = (DST_PFN + i) * PAGE_SIZE;
+      decompressPage(packed[i]!, memory.bytes.subarray(to, to + PAGE_SIZE));
+    }
+  };
+  round();
+  if (packed.some((p) => p.length >= PAGE_SIZE)) fail("LZ4 limit: a half-random page did not compress");
+  if (Buffer.compare(src.subarray(SRC_PFN * PAGE_SIZE, DST_PFN * PAGE_SIZE), src.subarray(DST_PFN * PAGE_SIZE)) !== 0) fail("LZ4 limit: pages came back changed");
+  return rate(round, 2 * PAGES, options.minSampleMs);
+}
+
 function copyRate(options: BenchOptions): number {
   const memory = new Uint8Array(MEMORY_BYTES);
   randomFillSync(memory);
@@ -173,6 +209,7 @@ export const storeBench: BenchDefinition = {
     const compressed: number[] = [];
     const defaultRandom: number[] = [];
     const copy: number[] = [];
+    const lz4: number[] = [];
     const evictSmall: number[] = [];
     const evictLarge: number[] = [];
     // Interleave the measurements so that background load hits them alike.
@@ -180,6 +217,7 @@ export const storeBench: BenchDefinition = {
       copy.push(copyRate(options));
       store.push(storeRate(options, "whole"));
       compressed.push(storeRate(options, "compressed"));
+      lz4.push(lz4Rate(options));
       defaultRandom.push(storeRate(options, "default-random"));
       evictSmall.push(evictingPutRate(EVICT_SMALL_FRAMES, options));
       evictLarge.push(evictingPutRate(EVICT_LARGE_FRAMES, options));
@@ -192,6 +230,7 @@ export const storeBench: BenchDefinition = {
         { name: "store put+get, compressed (default store, half-random pages)", unit: "pages/s", samples: compressed },
         { name: "store put+get, default store, random pages", unit: "pages/s", samples: defaultRandom },
         { name: "copy limit (Uint8Array.set 4 KiB)", unit: "pages/s", samples: copy },
+        { name: "LZ4 limit (compressPage + decompressPage of the compressed store's pages, no store)", unit: "pages/s", samples: lz4 },
         { name: `put evicting LRU, store of ${EVICT_SMALL_FRAMES} frames`, unit: "puts/s", samples: evictSmall },
         { name: `put evicting LRU, store of ${EVICT_LARGE_FRAMES} frames`, unit: "puts/s", samples: evictLarge },
       ],
@@ -208,6 +247,13 @@ export const storeBench: BenchDefinition = {
           unit: "ratio",
           note: compressedRatio >= COMPRESSED_TARGET_RATIO ? `meets target >= ${COMPRESSED_TARGET_RATIO}` : `BELOW target ${COMPRESSED_TARGET_RATIO}`,
         },
+        {
+          name: "compressed store / LZ4 limit",
+          value: median(compressed) / median(lz4),
+          unit: "ratio",
+          note: "the store's share of the compressed path's time is 1 - this",
+        },
+        { name: "LZ4 limit / copy limit", value: median(lz4) / median(copy), unit: "ratio", note: "the most a compressing store could keep" },
         { name: "default store on random pages / copy limit", value: median(defaultRandom) / median(copy), unit: "ratio" },
         {
           name: `evicting put, ${EVICT_LARGE_FRAMES} / ${EVICT_SMALL_FRAMES} frames`,
