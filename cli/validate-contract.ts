@@ -302,7 +302,7 @@ export async function lostPersistentCheck(ctx: ContractCtx): Promise<Outcome> {
     const mismatches = (out: string) => Number(/mismatches=(\d+)/.exec(out)?.[1] ?? Number.NaN);
     const numbers = {
       firstRunExit: first.exitCode,
-      firstRunMismatches: mismatches(first.output),
+      firstRunMismatches: Number.isNaN(mismatches(first.output)) ? "none printed (killed)" : mismatches(first.output),
       frontswapLost: c1["frontswap_lost"] ?? -1,
       frontswapLoadsFailed: c1["frontswap_loads_failed"] ?? -1,
       kernelLogLines: Number(dmesg.trim()),
