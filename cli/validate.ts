@@ -39,6 +39,7 @@ import type { ClientMetricsJson } from "../hypervisor/tmem/metrics.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { md5sumListing, seededBytes, writeFileSet } from "../workloads/files.ts";
 import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, type TmemGuest } from "./tmem-guest.ts";
+import { qemuInertBoot } from "./qemu-inert.ts";
 import { fuzzCheck, hostileSharedCheck, lostPersistentCheck, portWritesWithoutDevice, refusedPutCheck, reprobeCheck } from "./validate-contract.ts";
 
 export interface CheckResult {
@@ -460,8 +461,10 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
     const sum = (await g.runChecked("md5sum < /data/blob")).split(" ")[0];
     const gs = await guestTmemStats(g);
     const listener = await portWritesWithoutDevice(ctx.images, ctx.memoryMib);
+    const qemu = await qemuInertBoot(ctx.images, ctx.memoryMib);
     const numbers = {
       portWritesWithoutDevice: listener.writes,
+      qemu: qemu.ran ? `${qemu.booted ? "booted" : "DID NOT BOOT"} in ${qemu.seconds.toFixed(0)} s: ${qemu.tail || "(no tmem line)"}` : `not run: ${qemu.why}`,
       kernelSays: dmesg.trim().split("\n").filter(Boolean).map((l) => l.replace(/^\[[^\]]*\]\s*/, "")).join(" | ") || "(nothing)",
       mismatches: parseMemtouch(out),
       swapSectorsWritten: g.disks.swap.sectorsWritten,
@@ -474,6 +477,8 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
     if (gs && (gs.frontswap_stores > 0 || gs.cleancache_puts > 0)) problems.push("the frontend made hypercalls without a device");
     if (sum !== want) problems.push("file checksum changed");
     if (!/no tmem device/i.test(dmesg)) problems.push('the kernel did not say "no tmem device"');
+    if (qemu.ran && !qemu.booted) problems.push("the kernel did not boot to the agent under QEMU");
+    if (qemu.ran && (!qemu.saysNoDevice || qemu.foundDevice)) problems.push(`under QEMU the kernel did not stay inert: ${qemu.tail}`);
     if (listener.writes > 0) problems.push(`the kernel wrote ${listener.writes} time(s) to port 0x700 with no tmem device: a blind probe`);
     return { pass: problems.length === 0, reason: problems.join("; "), numbers };
   } finally {
