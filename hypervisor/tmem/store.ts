@@ -33,6 +33,10 @@
  *    size-class slot (Client.persistentUnits), a same-filled page 1 (it holds a record).
  *  - A frozen client's puts are refused with TMEM_EBUSY (the handle is flushed); gets and flushes
  *    still work.
+ *  - A put into a shared pool whose uuid has a verifier (verifySharedPuts) is refused with
+ *    TMEM_EPERM (the handle is flushed) unless its bytes are the served image's.
+ *  - resetClient: the client leaves every pool (TMEM_PROBE does it; with `pending` the host makes
+ *    every guest op answer TMEM_E_RESET until the next probe: tmem_abi.h "PROBE and reset").
  *  - Page records are capped at maxPages, so a guest that stores only same-filled pages cannot grow
  *    host memory without bound: at the cap, a new page first evicts an ephemeral same-filled page,
  *    else an ephemeral frame-backed one, else is refused with TMEM_ENOSPC.
@@ -60,7 +64,7 @@ import {
 import { BugIndicatingError } from "../errors.ts";
 import { TmemuError } from "../user-errors.ts";
 import type { GuestMemory } from "../guest-memory.ts";
-import { isReservedIndex, isReservedObject, objectKey, parseUuid, uuidFromWords } from "./handle.ts";
+import { isReservedIndex, isReservedObject, objectIdOfKey, objectKey, parseUuid, uuidFromWords } from "./handle.ts";
 import type { ObjectKey, UuidText } from "./handle.ts";
 import {
   type ClientCounters,
@@ -609,6 +613,31 @@ export class TmemStore {
         throw new BugIndicatingError("tmem store: over budget with nothing evictable");
       }
     }
+  }
+
+  /**
+   * Save and restore (client-state.ts): calls `fn` for each page of the client's persistent pools
+   * with its pool id, object id words, index and 4 KiB of data (a scratch buffer, valid during the
+   * call only). Reads nothing from a guest and counts nothing.
+   */
+  forEachPersistentPage(clientId: number, fn: (poolId: number, lo: number, hi: number, index: number, page: Uint8Array) => void): void {
+    const c = this.client(clientId);
+    c.pools.forEach((pool, poolId) => {
+      if (pool === undefined || !pool.persistent) return;
+      for (const obj of pool.objects.values()) {
+        const id = objectIdOfKey(obj.key);
+        const lo = Number(id & 0xffffffffn);
+        const hi = Number(id >> 32n);
+        for (const [index, s] of obj.pages) {
+          const h = this.pt.frame[s]!;
+          if (h !== NO_FRAME) fn(poolId, lo, hi, index, this.data.pageOf(h, this.scratch));
+          else {
+            this.scratchWords.fill(this.pt.fill[s]!);
+            fn(poolId, lo, hi, index, this.scratch);
+          }
+        }
+      }
+    });
   }
 
   clientMetrics(clientId: number): ClientMetricsJson {
