@@ -1,0 +1,238 @@
+/**
+ * Port traps across threads: a guest's vCPU runs in its own worker (emulator/guest-worker.ts) and
+ * its port-trap handlers (the tmem device, hypervisor/tmem/device.ts) run in the main thread, next
+ * to the one tmem store. A trap stays synchronous for the guest: its thread copies the registers
+ * (and the 4 KiB frame EDI names, when EDI names one) into its slot, a SharedArrayBuffer, rings
+ * the shared doorbell and sleeps in Atomics.wait until the main thread has answered in the slot;
+ * then it writes the registers back and, when the handler wrote a page, copies the page into guest
+ * RAM (GuestMemory.writePage: JIT-safe). Guest RAM is v86's own wasm memory, not shareable, so page
+ * bytes can only cross by this copy in the guest's thread. docs/scaling.md has the measurements
+ * that chose this design over a lock in shared memory.
+ *
+ * No node: imports (Atomics and SharedArrayBuffer are language built-ins), so both ends are
+ * unit-tested in one thread as well as across real workers.
+ */
+import { BugIndicatingError } from "../hypervisor/errors.ts";
+import { checkGuestFrame, PAGE_SIZE, type GuestMemory } from "../hypervisor/guest-memory.ts";
+import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
+
+/** Slot words (Int32). */
+const STATE = 0;
+const PORT = 1;
+const REGS = 2; // EAX EBX ECX EDX ESI EDI at REGS + 0..5
+const PAGE_IN = 8; // frame copied into the page area, or -1
+const PAGE_OUT = 9; // frame the handler wrote into the page area, or -1
+const HEADER_BYTES = 64;
+export const SLOT_BYTES = HEADER_BYTES + PAGE_SIZE;
+
+const IDLE = 0;
+const REQUEST = 1;
+const ANSWERED = 2;
+
+const REG_NAMES = ["eax", "ebx", "ecx", "edx", "esi", "edi"] as const;
+
+/** Spins on the answer this many times before sleeping (a short handler answers within them). */
+const SPIN_BEFORE_WAIT = 64;
+/** Atomics.wait slice: the guest thread wakes this often while the main thread is busy. */
+const WAIT_SLICE_MS = 1000;
+
+export function createDoorbell(): SharedArrayBuffer {
+  return new SharedArrayBuffer(4);
+}
+
+export function createSlot(): SharedArrayBuffer {
+  return new SharedArrayBuffer(SLOT_BYTES);
+}
+
+/** The guest's side: one per guest thread (its vCPU traps one at a time). */
+export class TrapClient {
+  private readonly ctl: Int32Array;
+  private readonly page: Uint8Array;
+  private readonly bell: Int32Array;
+
+  constructor(
+    slot: SharedArrayBuffer,
+    doorbell: SharedArrayBuffer,
+    private readonly memory: GuestMemory,
+  ) {
+    this.ctl = new Int32Array(slot, 0, HEADER_BYTES / 4);
+    this.page = new Uint8Array(slot, HEADER_BYTES, PAGE_SIZE);
+    this.bell = new Int32Array(doorbell);
+  }
+
+  /** One trap on `port`: returns when the main thread has answered. Never throws for guest values. */
+  trap(port: number, regs: TrapRegisters): void {
+    const ctl = this.ctl;
+    ctl[PORT] = port;
+    for (let i = 0; i < 6; i++) ctl[REGS + i] = regs[REG_NAMES[i] as keyof TrapRegisters] | 0;
+    const pfn = regs.edi >>> 0;
+    if (checkGuestFrame(pfn, this.memory.sizeBytes)) {
+      this.memory.readPage(pfn, this.page);
+      ctl[PAGE_IN] = pfn;
+    } else {
+      ctl[PAGE_IN] = -1;
+    }
+    ctl[PAGE_OUT] = -1;
+    Atomics.store(ctl, STATE, REQUEST);
+    Atomics.add(this.bell, 0, 1);
+    Atomics.notify(this.bell, 0);
+    let spins = 0;
+    while (Atomics.load(ctl, STATE) === REQUEST) {
+      if (spins++ < SPIN_BEFORE_WAIT) continue;
+      Atomics.wait(ctl, STATE, REQUEST, WAIT_SLICE_MS);
+    }
+    for (let i = 0; i < 6; i++) {
+      const name = REG_NAMES[i] as keyof TrapRegisters;
+      const v = (ctl[REGS + i] ?? 0) >>> 0;
+      if (regs[name] >>> 0 !== v) regs[name] = v;
+    }
+    const out = ctl[PAGE_OUT] ?? -1;
+    // The handler wrote only through SlotMemory, which accepts only checked frames.
+    if (out >= 0 && checkGuestFrame(out, this.memory.sizeBytes)) this.memory.writePage(out, this.page);
+    Atomics.store(ctl, STATE, IDLE);
+  }
+}
+
+type TrapHandler = (regs: TrapRegisters) => void;
+
+/**
+ * The guest's memory as a handler in the main thread sees it: during a trap, the frame the guest
+ * thread copied in can be read, and one frame can be written (copied into RAM after the answer).
+ * Outside a trap a write is handed to `writeLater` (the guest thread applies it in order, before
+ * anything the main thread sends after it); a read outside a trap is a host bug.
+ */
+export class SlotMemory implements GuestMemory {
+  private ctl: Int32Array | undefined;
+  private page: Uint8Array | undefined;
+
+  constructor(
+    readonly sizeBytes: number,
+    private readonly writeLater: (pfn: number, src: Uint8Array) => void,
+  ) {}
+
+  /** @internal TrapServer: the slot being answered, or undefined between traps. */
+  enter(ctl: Int32Array | undefined, page: Uint8Array | undefined): void {
+    this.ctl = ctl;
+    this.page = page;
+  }
+
+  readPage(pfn: number, dst: Uint8Array): void {
+    const ctl = this.ctl;
+    if (!ctl || !this.page || ctl[PAGE_IN] !== pfn || dst.length !== PAGE_SIZE) {
+      throw new BugIndicatingError(`frame ${pfn} of a threaded guest read outside the trap that named it`);
+    }
+    dst.set(this.page);
+  }
+
+  writePage(pfn: number, src: Uint8Array): void {
+    if (src.length !== PAGE_SIZE || !checkGuestFrame(pfn, this.sizeBytes)) {
+      throw new BugIndicatingError(`guest memory access to frame ${pfn} (${src.length} bytes) was not range-checked`);
+    }
+    const ctl = this.ctl;
+    if (!ctl || !this.page) {
+      this.writeLater(pfn, src.slice());
+      return;
+    }
+    const out = ctl[PAGE_OUT] ?? -1;
+    if (out >= 0 && out !== pfn) throw new BugIndicatingError(`a threaded guest's trap wrote two frames (${out}, ${pfn})`);
+    this.page.set(src);
+    ctl[PAGE_OUT] = pfn;
+  }
+}
+
+interface ServedSlot {
+  ctl: Int32Array;
+  page: Uint8Array;
+  memory: SlotMemory;
+  handlers: Map<number, TrapHandler>;
+  regs: TrapRegisters;
+}
+
+interface AtomicsWithWaitAsync {
+  waitAsync(a: Int32Array, index: number, value: number, timeoutMs?: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}
+
+/**
+ * The main thread's side: answers every guest slot. It sleeps in Atomics.waitAsync on the shared
+ * doorbell (so the main thread's event loop keeps running: the memory host, the live table) and
+ * serves every slot in the REQUEST state when it rings.
+ */
+export class TrapServer {
+  private readonly bell: Int32Array;
+  private readonly slots = new Set<ServedSlot>();
+  private looping = false;
+  /** Traps answered, for benchmarks and tests. */
+  served = 0;
+
+  constructor(readonly doorbell: SharedArrayBuffer = createDoorbell()) {
+    this.bell = new Int32Array(doorbell);
+  }
+
+  /** Serves `slot`; `handlers` is live (ports may be added while the guest runs). */
+  attach(slot: SharedArrayBuffer, memory: SlotMemory, handlers: Map<number, TrapHandler>): { dispose(): void } {
+    const ctl = new Int32Array(slot, 0, HEADER_BYTES / 4);
+    const s: ServedSlot = { ctl, page: new Uint8Array(slot, HEADER_BYTES, PAGE_SIZE), memory, handlers, regs: slotRegisters(ctl) };
+    this.slots.add(s);
+    this.startLoop();
+    return { dispose: () => void this.slots.delete(s) };
+  }
+
+  /** Answers every pending request once; returns how many. */
+  serveOnce(): number {
+    let n = 0;
+    for (const s of this.slots) {
+      if (Atomics.load(s.ctl, STATE) !== REQUEST) continue;
+      const handler = s.handlers.get(s.ctl[PORT] ?? -1);
+      s.memory.enter(s.ctl, s.page);
+      try {
+        // Handlers must not throw (they answer guest mistakes in EAX); a throw here is a host bug
+        // that must not leave the guest asleep: the guest is answered with its registers as they were.
+        handler?.(s.regs);
+      } catch {
+        s.ctl[PAGE_OUT] = -1;
+      } finally {
+        s.memory.enter(undefined, undefined);
+      }
+      Atomics.store(s.ctl, STATE, ANSWERED);
+      Atomics.notify(s.ctl, STATE);
+      n++;
+    }
+    this.served += n;
+    return n;
+  }
+
+  private startLoop(): void {
+    if (this.looping) return;
+    this.looping = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync.bind(Atomics);
+    try {
+      while (this.slots.size > 0) {
+        const seen = Atomics.load(this.bell, 0);
+        this.serveOnce();
+        if (Atomics.load(this.bell, 0) !== seen) continue;
+        const w = waitAsync(this.bell, 0, seen, WAIT_SLICE_MS);
+        if (w.async) await w.value;
+      }
+    } finally {
+      this.looping = false;
+    }
+  }
+}
+
+function slotRegisters(ctl: Int32Array): TrapRegisters {
+  const props: PropertyDescriptorMap = {};
+  REG_NAMES.forEach((name, i) => {
+    props[name] = {
+      get: () => (ctl[REGS + i] ?? 0) >>> 0,
+      set: (v: number) => {
+        ctl[REGS + i] = v | 0;
+      },
+      enumerable: true,
+    };
+  });
+  return Object.defineProperties({} as TrapRegisters, props);
+}
