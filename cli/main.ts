@@ -6,6 +6,7 @@ import { bootCommand } from "./boot.ts";
 import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
 import { addVersionOptions, intOption, memoryMibOption } from "./options.ts";
+import { threadsOption } from "./threads.ts";
 import { runCommand } from "./run-command.ts";
 import { reportCommand } from "./report-command.ts";
 import { parseUiPort, UI_CONSOLE_MODES } from "./ui/live.ts";
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
       .option("--no-compression", "keep every page of the tmem store whole (default: LZ4 where it pays)")
       .addOption(dedupOption())
       .option("--kernel-args <args>", "extra kernel command line arguments for every guest")
+      .addOption(threadsOption())
       .option("--json <file>", "write the summary as JSON")
       .addOption(new Option("--ui [port]", "live dashboard on http://127.0.0.1:PORT (a free port if none; the URL with its token is printed); stays up after the run until Ctrl-C").argParser(parseUiPort))
       .addOption(new Option("--ui-console <mode>", "with --ui: the guests' consoles read-only or typing allowed").choices([...UI_CONSOLE_MODES]))

@@ -8,6 +8,7 @@ import { commandLine } from "./bench-command.ts";
 import { checkFolderFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
 import { failedGuests, formatSummary, runExitCode, runGuests, writeSummaryJson } from "./run.ts";
 import { checkUiFlags, LiveUi, type UiFlags } from "./ui/live.ts";
+import { threadsFlag, type ThreadsMode } from "./threads.ts";
 
 export interface RunFlags extends VersionFlags, UiFlags {
   guests: number;
@@ -25,6 +26,8 @@ export interface RunFlags extends VersionFlags, UiFlags {
   compression?: boolean;
   dedup?: DedupMode;
   kernelArgs?: string;
+  /** --threads on|off (default on). */
+  threads?: ThreadsMode;
   json?: string;
 }
 
@@ -67,6 +70,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...(flags.phaseS !== undefined ? { phaseS: flags.phaseS } : {}),
       seed: flags.seed,
       tmem: flags.tmem,
+      threads: threadsFlag(flags.threads),
       store: { ...(flags.compression !== undefined ? { compression: flags.compression } : {}), ...(flags.dedup !== undefined ? { dedup: flags.dedup } : {}) },
       ...(flags.kernelArgs ? { kernelArgs: flags.kernelArgs.split(/\s+/).filter(Boolean) } : {}),
       log: (line) => process.stderr.write(`${line}\n`),

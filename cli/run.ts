@@ -31,7 +31,10 @@ import { TmemuError } from "../hypervisor/user-errors.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
 import { judgeWorkload, planWorkload, REASON_INTERRUPTED, REASON_NOT_STARTED, REASON_UNFINISHED, type WorkloadEnd, type WorkloadPlan } from "../workloads/builtin.ts";
 import { TimelineRecorder, type PolicyEvent, type RunTimeline, type TimelineSample } from "./ui/timeline.ts";
-import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest } from "./tmem-guest.ts";
+import type { GuestApi } from "../emulator/threaded-guest.ts";
+import { bootTmemGuest, bootTmemGuestOn, guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest as AnyTmemGuest } from "./tmem-guest.ts";
+
+type TmemGuest = AnyTmemGuest<GuestApi>;
 
 const PAGES_PER_MIB = 256;
 
@@ -50,6 +53,8 @@ export interface RunOptions {
   kernelArgs?: string[];
   /** Attach the tmem device (default true). */
   tmem?: boolean;
+  /** Each guest's vCPU in a worker thread of its own (default true); false: every guest in this thread. */
+  threads?: boolean;
   /** The store's compression (default on) and dedup mode (default "client"). */
   store?: { compression?: boolean; dedup?: DedupMode };
   live?: boolean;
@@ -120,6 +125,8 @@ export interface RunSummary {
   storeDensity?: StoreDensityJson;
   budgetMib: number;
   memoryMib: number;
+  /** Each guest ran in a worker thread of its own (--threads on); absent in summaries from before threads. */
+  threads?: boolean;
   seconds: number;
   /** Ctrl-C (a --duration-s stop is not an interruption). */
   interrupted: boolean;
@@ -242,7 +249,8 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
   try {
     const results = await Promise.allSettled(
       guestConfigs.map((g) =>
-        bootTmemGuest({
+        bootTmemGuestOn({
+          threads: opts.threads ?? true,
           images,
           name: g.name,
           memoryMib: g.ramMib,
@@ -421,6 +429,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       seed: opts.seed,
       guests,
       store: store.metrics(),
+      threads: opts.threads ?? true,
       storeDensity: density.toJson(),
       budgetMib,
       memoryMib: opts.memoryMib,

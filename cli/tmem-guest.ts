@@ -3,6 +3,7 @@
  * hypervisor/ (the device, the store). Used by validate, run and bench.
  */
 import { Guest, type GuestBootOptions, type GuestImages } from "../emulator/guest.ts";
+import { bootGuest, type GuestApi } from "../emulator/threaded-guest.ts";
 import { parseTmemStats, parseVmstat, TMEM_STATS_COMMAND, VMSTAT_COMMAND, type TmemGuestStats, type VmStats } from "../hypervisor/guest/stats.ts";
 import type { HostedGuest } from "../hypervisor/host.ts";
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
@@ -19,18 +20,32 @@ export interface TmemGuestOptions extends Omit<GuestBootOptions, "images" | "bef
   onDevice?: (device: TmemDevice) => void;
 }
 
-export interface TmemGuest {
-  guest: Guest;
+export interface TmemGuest<G extends GuestApi = Guest> {
+  guest: G;
   device: TmemDevice | undefined;
   dispose(): Promise<void>;
 }
 
 export async function bootTmemGuest(opts: TmemGuestOptions): Promise<TmemGuest> {
+  return wire(opts, (boot) => Guest.boot(boot));
+}
+
+/**
+ * Like bootTmemGuest, with the guest's vCPU in a worker thread of its own when `threads` is true
+ * (emulator/threaded-guest.ts; the device and its store stay in this thread and answer the guest's
+ * hypercalls synchronously), else in this thread.
+ */
+export async function bootTmemGuestOn(opts: TmemGuestOptions & { threads: boolean; hangTimeoutMs?: number }): Promise<TmemGuest<GuestApi>> {
+  const { threads, hangTimeoutMs, ...rest } = opts;
+  return wire(rest, (boot) => bootGuest({ ...boot, ...(hangTimeoutMs !== undefined ? { hangTimeoutMs } : {}) }, threads));
+}
+
+async function wire<G extends GuestApi>(opts: TmemGuestOptions, boot: (o: GuestBootOptions & { beforeStart: (g: G) => void }) => Promise<G>): Promise<TmemGuest<G>> {
   let device: TmemDevice | undefined;
-  const { store, client, onDevice, ...boot } = opts;
+  const { store, client, onDevice, ...rest } = opts;
   try {
-    const guest = await Guest.boot({
-      ...boot,
+    const guest = await boot({
+      ...rest,
       beforeStart: (g) => {
         if (store) {
           device = new TmemDevice(store, g, opts.name, client ?? {});
@@ -52,12 +67,12 @@ export async function bootTmemGuest(opts: TmemGuestOptions): Promise<TmemGuest> 
   }
 }
 
-export async function guestTmemStats(guest: Guest): Promise<TmemGuestStats | undefined> {
+export async function guestTmemStats(guest: GuestApi): Promise<TmemGuestStats | undefined> {
   return parseTmemStats(await guest.runChecked(TMEM_STATS_COMMAND, { timeoutMs: 60_000 }));
 }
 
 /** Guest RAM as Linux sees it (MemTotal), in MiB. */
-export async function guestMemTotalMib(guest: Guest): Promise<number> {
+export async function guestMemTotalMib(guest: GuestApi): Promise<number> {
   return parseMemTotalMib(guest.name, await guest.runChecked("sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo"));
 }
 
@@ -70,18 +85,18 @@ export function parseMemTotalMib(guestName: string, out: string): number {
   return Math.floor(Number(text) / 1024);
 }
 
-export async function guestVmstat(guest: Guest): Promise<VmStats> {
+export async function guestVmstat(guest: GuestApi): Promise<VmStats> {
   return parseVmstat(await guest.runChecked(VMSTAT_COMMAND, { timeoutMs: 60_000 }));
 }
 
 /** The v86 Guest as the memory host sees it. */
-export function hostedGuest(guest: Guest): HostedGuest {
+export function hostedGuest(guest: GuestApi): HostedGuest {
   const memory = guest.memory;
   return { name: guest.name, ramMib: guest.memoryMib, memory, balloon: guest.balloon };
 }
 
 /** OOM kills the guest kernel reported so far (its log, via dmesg). */
-export async function oomKills(guest: Guest): Promise<number> {
+export async function oomKills(guest: GuestApi): Promise<number> {
   return parseOomCount(guest.name, await guest.runChecked("dmesg | grep -c 'Out of memory: Killed process' || true", { timeoutMs: 60_000 }));
 }
 
