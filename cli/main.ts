@@ -57,6 +57,12 @@ export function buildProgram(): Command {
       .option("--kernel-args <args>", "extra kernel command line arguments")
       .option("--console", "echo the guest's serial console (boot log) to stderr")
       .option("--stats", "print boot time, command time and disk sectors to stderr")
+      .option("--no-tmem", "boot without the tmem device")
+      .addOption(new Option("--store-mib <n>", "size of the tmem store (default: the guest's RAM)").argParser(intOption("--store-mib", 1, 65536)))
+      .option("--cold-boot", "boot the kernel instead of starting from the cached boot snapshot")
+      .option("--save <file>", "save the guest (state, disks, tmem client) to this file when the command is done, the console is left or on Ctrl-C")
+      .addOption(new Option("--save-at <s>", "with --save and --cmd: save this many seconds into the command and exit; the command goes on after --restore").argParser(intOption("--save-at", 1, 86400)))
+      .option("--restore <file>", "start the guest saved in this file (tmemu boot --save); a command that was running goes on")
   ).action(async (flags) => {
     process.exitCode = await bootCommand(flags);
   });

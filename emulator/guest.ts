@@ -155,10 +155,12 @@ export class Guest implements Disposable {
       await emulator.run();
       if (opts.restore) {
         guest.kernelRelease = opts.restore.kernelRelease;
-        const disks = (opts.dataDisk ? 1 : 0) + (opts.swapDisk ? 1 : 0);
-        if (opts.restore.pickUpDisks && disks > 0) {
+        const disks = { data: Boolean(opts.dataDisk), swap: Boolean(opts.swapDisk) };
+        if (opts.restore.pickUpDisks && (disks.data || disks.swap)) {
           const r = await guest.run(diskPickupCommand(disks), { timeoutMs: opts.bootTimeoutMs ?? 120_000 });
-          if (r.exitCode !== 0) throw new TmemuError("BOOT_FAILED", `${guest.name}: the guest started from the snapshot did not find its ${disks} disk(s)`, `boot cold with --cold-boot; console tail:\n${guest.consoleTail(10)}`);
+          if (r.exitCode !== 0) {
+            throw new TmemuError("BOOT_FAILED", `${guest.name}: the guest started from the boot snapshot could not take up its disks`, `boot cold with --cold-boot; the guest said:\n${r.output.trim().split("\n").slice(-5).join("\n")}`);
+          }
         }
         return guest;
       }

@@ -20,7 +20,8 @@ export type TmemuErrorCode =
   | "TIMEOUT"
   | "GUEST_COMMAND_FAILED"
   | "GUEST_GONE"
-  | "BAD_INPUT";
+  | "BAD_INPUT"
+  | "BAD_SNAPSHOT";
 
 export class TmemuError extends Error {
   override readonly name = "TmemuError";

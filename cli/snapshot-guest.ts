@@ -1,0 +1,198 @@
+/**
+ * Guests that start from snapshots and are saved into them: the composition of emulator/ (Guest,
+ * machine state, snapshot files), guest-images/snapshots.ts (the boot-snapshot cache) and
+ * hypervisor/tmem (the device, the client's saved state).
+ *
+ * - `startGuest` boots a guest cold, or (the default) restores the cached boot snapshot and lets
+ *   the guest take up this run's disks. A guest from the boot snapshot is a new tmem client: its
+ *   device is put into "reset pending" (tmem_abi.h, PROBE and reset) before its vCPU runs, so its
+ *   kernel learns at its first op that its pools are gone and probes and re-creates them.
+ * - `saveGuest` writes one file (emulator/snapshot-file.ts, kind "save"): the machine state, the
+ *   disks and the tmem client (client-state.ts: pools, weights, persistent pages).
+ * - `restoreGuest` starts a guest from such a file in this process: same memory size and images,
+ *   the disks of the file, and the client imported into a new client of `store` before the vCPU
+ *   runs (no reset: the kernel's pool ids are valid again).
+ */
+import { Guest, type GuestImages, type GuestRestore } from "../emulator/guest.ts";
+import { readSnapshotFile, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
+import { ensureBootSnapshot, type BootSnapshotOptions } from "../guest-images/snapshots.ts";
+import { encodeClientState, importClientState } from "../hypervisor/tmem/client-state.ts";
+import { TmemDevice } from "../hypervisor/tmem/device.ts";
+import { TmemStore, type CreateClientOptions } from "../hypervisor/tmem/store.ts";
+
+export interface StartGuestOptions {
+  images: GuestImages;
+  imagesKey: string;
+  name: string;
+  memoryMib: number;
+  kernelArgs: string[];
+  balloon: boolean;
+  dataDisk?: Uint8Array;
+  swapDisk?: Uint8Array;
+  /** The store the guest's tmem device uses; none: no tmem device. */
+  store?: TmemStore;
+  client?: CreateClientOptions;
+  coldBoot: boolean;
+  bootTimeoutMs: number;
+  onConsole?: (text: string) => void;
+}
+
+export interface StartedGuest {
+  guest: Guest;
+  device: TmemDevice | undefined;
+  /** "cold", "snapshot" (from the cached boot snapshot), "made" (cold boot that made the snapshot, then a restore). */
+  start: "cold" | "snapshot" | "made" | "restored";
+  dispose(): Promise<void>;
+}
+
+function bootSnapshotOptions(o: { memoryMib: number; kernelArgs: string[]; balloon: boolean; store?: TmemStore | undefined }): BootSnapshotOptions {
+  return { memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, balloon: o.balloon, tmem: o.store !== undefined };
+}
+
+/** Boots with a tmem device on `store` (if any); `restore` starts from a machine state. */
+async function bootWithDevice(
+  o: StartGuestOptions,
+  restore: GuestRestore | undefined,
+  onDevice: (device: TmemDevice) => void,
+): Promise<{ guest: Guest; device: TmemDevice | undefined }> {
+  let device: TmemDevice | undefined;
+  try {
+    const guest = await Guest.boot({
+      images: o.images,
+      name: o.name,
+      memoryMib: o.memoryMib,
+      kernelArgs: o.kernelArgs,
+      balloon: o.balloon,
+      bootTimeoutMs: o.bootTimeoutMs,
+      snapshotable: true,
+      ...(o.dataDisk ? { dataDisk: o.dataDisk } : {}),
+      ...(o.swapDisk ? { swapDisk: o.swapDisk } : {}),
+      ...(o.onConsole ? { onConsole: o.onConsole } : {}),
+      ...(restore ? { restore } : {}),
+      beforeStart: (g) => {
+        if (o.store) {
+          device = new TmemDevice(o.store, g, o.name, o.client ?? {});
+          onDevice(device);
+        }
+      },
+    });
+    return { guest, device };
+  } catch (err) {
+    device?.dispose();
+    throw err;
+  }
+}
+
+/** Cold boots a guest with no disk and takes its state: what the boot-snapshot cache keeps. */
+async function makeBootSnapshot(o: StartGuestOptions): Promise<{ state: Uint8Array; kernelRelease: string }> {
+  const scratch = o.store ? new TmemStore({ budgetMib: 4 }) : undefined;
+  const { dataDisk: _d, swapDisk: _s, onConsole: _c, ...rest } = o;
+  const { guest, device } = await bootWithDevice({ ...rest, ...(scratch ? { store: scratch } : {}), name: `${o.name}-snapshot` }, undefined, () => {});
+  try {
+    const state = await guest.saveState();
+    return { state, kernelRelease: guest.kernelRelease };
+  } finally {
+    await guest.dispose();
+    device?.dispose();
+  }
+}
+
+export async function startGuest(o: StartGuestOptions): Promise<StartedGuest> {
+  let start: StartedGuest["start"] = "cold";
+  let restore: GuestRestore | undefined;
+  if (!o.coldBoot) {
+    const snap = await ensureBootSnapshot(o.imagesKey, bootSnapshotOptions(o), () => makeBootSnapshot(o));
+    restore = { state: snap.state, kernelRelease: snap.kernelRelease, pickUpDisks: true };
+    start = snap.made ? "made" : "snapshot";
+  }
+  // A guest from the boot snapshot is a new client: its kernel must re-probe before any op.
+  const { guest, device } = await bootWithDevice(o, restore, (d) => {
+    if (restore) d.requireReprobe();
+  });
+  return { guest, device, start, dispose: () => disposeBoth(guest, device) };
+}
+
+async function disposeBoth(guest: Guest, device: TmemDevice | undefined): Promise<void> {
+  await guest.dispose();
+  device?.dispose();
+}
+
+export interface SaveInfo {
+  bytes: number;
+  persistentPages: number;
+  machineBytes: number;
+}
+
+/**
+ * Pauses the guest and writes it to `path`: machine, disks, tmem client. The guest stays paused
+ * (the caller disposes it, or resumes it). `running` is a command in flight, to go on after a restore.
+ */
+export async function saveGuest(
+  path: string,
+  g: { guest: Guest; device: TmemDevice | undefined; store: TmemStore | undefined },
+  info: { imagesKey: string; kernelArgs: string[]; balloon: boolean; running?: { id: string; command: string } },
+): Promise<SaveInfo> {
+  const machine = await g.guest.saveState();
+  const disks = g.guest.saveDisks();
+  const client = g.device && g.store ? encodeClientState(g.store, g.device.clientId) : undefined;
+  const persistentPages = g.device && g.store ? g.store.clientMetrics(g.device.clientId).pagesPersistent : 0;
+  const header: Omit<SnapshotHeader, "sections"> = {
+    kind: "save",
+    imagesKey: info.imagesKey,
+    memoryMib: g.guest.memoryMib,
+    tmem: g.device !== undefined,
+    balloon: info.balloon,
+    kernelArgs: info.kernelArgs,
+    kernelRelease: g.guest.kernelRelease,
+    createdAt: new Date().toISOString(),
+    ...(info.running ? { running: info.running } : {}),
+  };
+  const bytes = writeSnapshotFile(path, header, {
+    machine,
+    ...(disks.data ? { "data-disk": disks.data } : {}),
+    ...(disks.swap ? { "swap-disk": disks.swap } : {}),
+    ...(client ? { "tmem-client": client } : {}),
+  });
+  return { bytes, persistentPages, machineBytes: machine.byteLength };
+}
+
+export interface RestoredGuest extends StartedGuest {
+  header: SnapshotHeader;
+  /** Persistent pages imported into the new client. */
+  persistentPages: number;
+}
+
+/** Reads, checks and restores a saved guest (see the header). */
+export async function restoreGuest(
+  path: string,
+  o: { images: GuestImages; imagesKey: string; name: string; store: TmemStore | undefined; client?: CreateClientOptions; bootTimeoutMs: number; onConsole?: (text: string) => void },
+): Promise<RestoredGuest> {
+  const { header, sections } = readSnapshotFile(path, { kind: "save", imagesKey: o.imagesKey, tmem: o.store !== undefined });
+  const machine = sections["machine"];
+  if (!machine) throw new Error(`${path}: no machine section`);
+  const client = sections["tmem-client"];
+  let persistentPages = 0;
+  const { guest, device } = await bootWithDevice(
+    {
+      images: o.images,
+      imagesKey: o.imagesKey,
+      name: o.name,
+      memoryMib: header.memoryMib,
+      kernelArgs: header.kernelArgs,
+      balloon: header.balloon,
+      coldBoot: false,
+      bootTimeoutMs: o.bootTimeoutMs,
+      ...(sections["data-disk"] ? { dataDisk: sections["data-disk"].slice() } : {}),
+      ...(sections["swap-disk"] ? { swapDisk: sections["swap-disk"].slice() } : {}),
+      ...(o.store ? { store: o.store } : {}),
+      ...(o.client ? { client: o.client } : {}),
+      ...(o.onConsole ? { onConsole: o.onConsole } : {}),
+    },
+    { state: machine, kernelRelease: header.kernelRelease, pickUpDisks: false },
+    (d) => {
+      if (client && o.store) persistentPages = importClientState(o.store, d.clientId, client);
+      else d.requireReprobe(); // saved without tmem state: the kernel must start over
+    },
+  );
+  return { guest, device, start: "restored", header, persistentPages, dispose: () => disposeBoth(guest, device) };
+}

@@ -1,0 +1,139 @@
+/**
+ * The boot-snapshot cache: one post-boot machine state per (guest images, memory size, boot
+ * options), beside the images under cacheRoot()/snapshots/<key>.snap, in the snapshot file format
+ * (emulator/snapshot-file.ts, kind "boot").
+ *
+ * The key hashes everything the state depends on: the images' keys (kernel and initramfs stage
+ * keys and the BIOS build; a changed patch, config or program gives new images and so a new
+ * snapshot, and the old file is never read again), memory size, kernel arguments, the balloon and
+ * tmem devices, the v86 version and the file format version. A file that fails its checks (cut
+ * short by a crash, damaged) is deleted and made again. Making one is a cold boot done under a lock
+ * (lock.ts), so two processes make it once.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { createRequire } from "node:module";
+import { basename, dirname, join } from "node:path";
+import { decodeSnapshot, SNAPSHOT_FORMAT_VERSION, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
+import { TmemuError } from "../hypervisor/user-errors.ts";
+import type { ImageSet } from "./index.ts";
+import { acquireLock } from "./lock.ts";
+import { cacheRoot } from "./paths.ts";
+
+/** What a boot snapshot depends on besides the images. */
+export interface BootSnapshotOptions {
+  memoryMib: number;
+  kernelArgs: readonly string[];
+  tmem: boolean;
+  balloon: boolean;
+}
+
+export interface BootSnapshot {
+  state: Uint8Array;
+  kernelRelease: string;
+  /** Where it is cached, and whether this call made it (a cold boot) or read it. */
+  path: string;
+  made: boolean;
+}
+
+/** The images' identity as snapshot and save files record it. */
+export function imagesKeyOf(set: Pick<ImageSet, "kernelKey" | "initrdKey" | "biosPath">): string {
+  return `${set.kernelKey}.${set.initrdKey}.${basename(dirname(set.biosPath))}`;
+}
+
+function v86Version(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return (JSON.parse(readFileSync(require.resolve("v86/package.json"), "utf8")) as { version?: string }).version ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
+export function bootSnapshotKey(imagesKey: string, o: BootSnapshotOptions): string {
+  const text = JSON.stringify({ imagesKey, memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, tmem: o.tmem, balloon: o.balloon, v86: v86Version(), format: SNAPSHOT_FORMAT_VERSION });
+  return createHash("sha256").update(text).digest("hex").slice(0, 24);
+}
+
+export function bootSnapshotPath(imagesKey: string, o: BootSnapshotOptions, root = cacheRoot()): string {
+  return join(root, "snapshots", `${bootSnapshotKey(imagesKey, o)}.snap`);
+}
+
+/** Reads the cached snapshot; undefined if there is none, or it failed its checks (then it is deleted). */
+export function readBootSnapshot(path: string, imagesKey: string, o: BootSnapshotOptions): BootSnapshot | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    const { header, sections } = decodeSnapshot(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, { kind: "boot", imagesKey, memoryMib: o.memoryMib, tmem: o.tmem });
+    const state = sections["machine"];
+    if (!state) return undefined;
+    return { state, kernelRelease: header.kernelRelease, path, made: false };
+  } catch (err) {
+    if (!(err instanceof TmemuError)) throw err;
+    try {
+      unlinkSync(path);
+    } catch {
+      // another process may have replaced or removed it
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The cached boot snapshot for these images and options, made by `make` (a cold boot that returns
+ * the machine state, emulator/snapshot.ts) when the cache holds none. Two processes make it once.
+ */
+export async function ensureBootSnapshot(
+  imagesKey: string,
+  o: BootSnapshotOptions,
+  make: () => Promise<{ state: Uint8Array; kernelRelease: string }>,
+  root = cacheRoot(),
+): Promise<BootSnapshot> {
+  const path = bootSnapshotPath(imagesKey, o, root);
+  const cached = readBootSnapshot(path, imagesKey, o);
+  if (cached) return cached;
+  mkdirSync(join(root, "snapshots"), { recursive: true });
+  mkdirSync(join(root, "locks"), { recursive: true });
+  const lock = await acquireLock(join(root, "locks", `snapshot-${basename(path, ".snap")}.lock`));
+  try {
+    const again = readBootSnapshot(path, imagesKey, o);
+    if (again) return again;
+    const { state, kernelRelease } = await make();
+    const header: Omit<SnapshotHeader, "sections"> = {
+      kind: "boot",
+      imagesKey,
+      memoryMib: o.memoryMib,
+      tmem: o.tmem,
+      balloon: o.balloon,
+      kernelArgs: [...o.kernelArgs],
+      kernelRelease,
+      createdAt: new Date().toISOString(),
+    };
+    writeSnapshotFile(path, header, { machine: state });
+    pruneSnapshots(join(root, "snapshots"));
+    return { state, kernelRelease, path, made: true };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Keeps the newest MAX_CACHED boot snapshots (each is 10-40 MB; old images' ones are dead weight). */
+const MAX_CACHED = 8;
+
+function pruneSnapshots(dir: string): void {
+  const files = readdirSync(dir)
+    .filter((n) => n.endsWith(".snap"))
+    .map((n) => ({ path: join(dir, n), mtime: statSync(join(dir, n)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const f of files.slice(MAX_CACHED)) {
+    try {
+      unlinkSync(f.path);
+    } catch {
+      // already gone
+    }
+  }
+}
