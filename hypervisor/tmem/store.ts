@@ -109,7 +109,7 @@ export type TmemStoreOptions = (
   /**
    * Ephemeral puts into a full store follow DIP's adaptive insertion (eviction.ts ScanResistance):
    * LRU eviction, or refusal of most new pages when shadow caches of a sample of the keys show
-   * that to hit more (a looping scan larger than page cache + store). Default false: plain LRU.
+   * that to hit more (a looping scan larger than page cache + store). Default true; false: LRU.
    */
   scanResistant?: boolean;
 };
@@ -142,7 +142,7 @@ function checkCount(what: string, value: number, max = Number.MAX_SAFE_INTEGER):
 export class TmemStore {
   private readonly slab: Slab;
   private readonly data: PageData;
-  /** Adaptive insertion for ephemeral puts into a full store, when on (the scanResistant option). */
+  /** Adaptive insertion for ephemeral puts into a full store, unless off (the scanResistant option). */
   private readonly scan: ScanResistance | undefined;
   readonly compression: boolean;
   readonly dedup: DedupMode;
@@ -205,7 +205,7 @@ export class TmemStore {
     if (!DEDUP_MODES.includes(this.dedup)) {
       throw new TmemuError("BAD_INPUT", `tmem: unknown dedup mode "${String(this.dedup)}"`, `use one of: ${DEDUP_MODES.join(", ")}`);
     }
-    this.scan = options.scanResistant === true ? new ScanResistance() : undefined;
+    this.scan = options.scanResistant !== false ? new ScanResistance() : undefined;
     this.budget = frames;
     this.frameLru = this.pt.newList();
     this.fillLru = this.pt.newList();
@@ -941,7 +941,8 @@ export class TmemStore {
       h = this.data.commit(this.budget, pool.persistent);
       if (h !== NO_HANDLE) return h;
       if (zpool.compactableFrames() >= compactionThreshold(this.slab.framesUsed) && zpool.compact() > 0) continue;
-      if (this.scan !== undefined && !pool.persistent && !this.scan.admit()) return NO_ROOM;
+      // Scan resistance refuses instead of evicting, only where a page would be evicted.
+      if (this.scan !== undefined && !pool.persistent && this.pt.firstG(this.frameLru) !== NIL && !this.scan.admit()) return NO_ROOM;
       if (!this.evictData(c) && zpool.compact() === 0) return NO_ROOM;
     }
   }
