@@ -1,25 +1,29 @@
 /**
- * Benchmark runner: `npm run bench [-- --only NAME] [--repeats N] [--min-ms MS] [--json FILE]`.
+ * Benchmark runner: `npm run bench [-- [NAME...] [--only NAME] [--repeats N] [--min-ms MS] [--json FILE]]`
+ * (a NAME given bare is the same as --only NAME).
  *
  * BENCHES is the registry: add a benchmark by writing bench/<name>.ts exporting a BenchDefinition
  * (harness.ts) and listing it here. Results print as a table (median, min, max of the samples);
  * --json writes { "benches": [{ "name", "description", "measurements": [{ "name", "unit",
- * "samples", "median" }], "derived": [{ "name", "value", "unit", "note"? }] }] } to FILE.
+ * "samples", "median" }], "derived": [{ "name", "value", "unit", "note"? }] }] } to FILE, plus the
+ * top-level fields a bench returns in `top` (scaling: "speedup2", "hypercallRatio", "scaling").
  */
 
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { reportError } from "../cli/errors.ts";
-import { formatTable, median, type BenchDefinition, type BenchOptions } from "./harness.ts";
+import { formatTable, median, type BenchDefinition, type BenchOptions, type BenchResult } from "./harness.ts";
 import { guestHypercallBench } from "./guest-hypercalls.ts";
+import { scalingBench } from "./scaling.ts";
 import { storeBench } from "./store.ts";
 
-export const BENCHES: readonly BenchDefinition[] = [storeBench, guestHypercallBench];
+export const BENCHES: readonly BenchDefinition[] = [storeBench, guestHypercallBench, scalingBench];
 
 export async function main(argv: readonly string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: [...argv],
+    allowPositionals: true,
     options: {
       only: { type: "string", multiple: true },
       repeats: { type: "string", default: "5" },
@@ -36,7 +40,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const options: BenchOptions = { repeats: Number(values.repeats), minSampleMs: Number(values["min-ms"]) };
   if (!Number.isInteger(options.repeats) || options.repeats < 1) throw new Error("--repeats must be a positive integer");
   if (!(options.minSampleMs > 0)) throw new Error("--min-ms must be a positive number");
-  const only = values.only;
+  const only = values.only || positionals.length > 0 ? [...(values.only ?? []), ...positionals] : undefined;
   const selected = only === undefined ? BENCHES : BENCHES.filter((b) => only.includes(b.name));
   const unknown = (only ?? []).filter((name) => !BENCHES.some((b) => b.name === name));
   if (unknown.length > 0) {
@@ -44,9 +48,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 
   const report = [];
+  let top: Record<string, unknown> = {};
   for (const bench of selected) {
     console.log(`# ${bench.name}: ${bench.description} (${options.repeats} x >= ${options.minSampleMs} ms)`);
-    const result = await bench.run(options);
+    const result: BenchResult & { top?: Record<string, unknown> } = await bench.run(options);
+    if (result.top) top = { ...top, ...result.top };
     console.log(formatTable(bench.name, result));
     console.log("");
     report.push({
@@ -57,7 +63,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     });
   }
   if (values.json !== undefined) {
-    writeFileSync(values.json, `${JSON.stringify({ benches: report }, null, 2)}\n`);
+    writeFileSync(values.json, `${JSON.stringify({ ...top, benches: report }, null, 2)}\n`);
     console.log(`wrote ${values.json}`);
   }
 }

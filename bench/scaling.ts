@@ -1,0 +1,196 @@
+/**
+ * Scaling with threads (issue 10): N = 1..4 guests run the same CPU-bound workload and the same
+ * tmem-heavy workload, each guest in a worker thread of its own (threaded) and every guest in the
+ * main thread (single), in one run. Throughput is work done per host second over the wall time of
+ * the N guests together. The hypercall cost is a loop inside one guest (hyperbench): a bare trap to
+ * a port whose handler does nothing (the crossing alone) and tmem put+get pairs through the real
+ * device and store, threaded against in-thread.
+ *
+ * Top-level JSON (bench/index.ts `top`): `speedup2` = CPU-bound throughput of 2 guests threaded /
+ * 2 guests in one thread; `hypercallRatio` = threaded put+get rate / in-thread rate (one guest).
+ * docs/scaling.md explains the numbers and the model built on them.
+ */
+import { bootGuest, type GuestApi } from "../emulator/threaded-guest.ts";
+import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { StderrProgress } from "../guest-images/progress.ts";
+import { TMEM_IO_PORT } from "../hypervisor/tmem/abi.ts";
+import { TmemDevice } from "../hypervisor/tmem/device.ts";
+import { TmemStore } from "../hypervisor/tmem/store.ts";
+import { median, type BenchDefinition, type BenchResult, type Measurement } from "./harness.ts";
+
+const NULL_PORT = TMEM_IO_PORT + 4;
+const MAX_GUESTS = 4;
+/** busybox sh arithmetic: about 3-4 s of one core per guest on a quiet machine. */
+const CPU_LOOP = Number(process.env.TMEMU_SCALING_CPU_LOOP ?? 30_000);
+/** put+get pairs per guest in the tmem-heavy workload. */
+const TMEM_PAIRS = Number(process.env.TMEMU_SCALING_TMEM_PAIRS ?? 20_000);
+/** Calls of the one-guest hypercall loops. */
+const RT_CALLS = 100_000;
+
+const CPU_COMMAND = `i=0; while [ $i -lt ${CPU_LOOP} ]; do i=$((i+1)); done; echo loop=$i`;
+const TMEM_COMMAND = `hyperbench putget ${TMEM_IO_PORT} ${TMEM_PAIRS}`;
+
+export type Mode = "threaded" | "single";
+
+export interface ScalingRow {
+  guests: number;
+  workload: "cpu" | "tmem";
+  /** Work per host second, all guests together: loop iterations/s (cpu), hypercalls/s (tmem). */
+  threaded: number;
+  single: number;
+  /** threaded / single */
+  ratio: number;
+}
+
+export interface ScalingTop {
+  speedup2: number;
+  hypercallRatio: number;
+  scaling: {
+    rows: ScalingRow[];
+    roundTrip: {
+      bareTrapThreadedUs: number;
+      bareTrapInThreadUs: number;
+      putGetThreadedUs: number;
+      putGetInThreadUs: number;
+      putGetThreadedPerS: number;
+      putGetInThreadPerS: number;
+    };
+    cpuLoop: number;
+    tmemPairsPerGuest: number;
+    repeats: number;
+  };
+}
+
+interface Booted {
+  guests: GuestApi[];
+  dispose(): Promise<void>;
+}
+
+async function bootAll(mode: Mode, images: ReturnType<typeof loadGuestImages>): Promise<Booted> {
+  const store = new TmemStore({ budgetMib: 64 });
+  const devices: TmemDevice[] = [];
+  const guests = await Promise.all(
+    Array.from({ length: MAX_GUESTS }, (_, i) =>
+      bootGuest(
+        {
+          images,
+          memoryMib: 128,
+          name: `${mode}${i}`,
+          balloon: false,
+          bootTimeoutMs: 600_000,
+          beforeStart: (g) => {
+            devices.push(new TmemDevice(store, g, `${mode}${i}`));
+            g.registerPortTrap(NULL_PORT, () => undefined);
+          },
+        },
+        mode === "threaded",
+      ),
+    ),
+  );
+  return {
+    guests,
+    async dispose() {
+      await Promise.all(guests.map((g) => g.dispose()));
+      for (const d of devices) d.dispose();
+      store.checkInvariants();
+    },
+  };
+}
+
+/** Runs `command` in the first n guests at once; host seconds from the first send to the last answer. */
+async function together(guests: GuestApi[], n: number, command: string, check: RegExp): Promise<number> {
+  const t0 = performance.now();
+  const outs = await Promise.all(guests.slice(0, n).map((g) => g.runChecked(command, { timeoutMs: 1_800_000 })));
+  const s = (performance.now() - t0) / 1000;
+  for (const o of outs) if (!check.test(o)) throw new Error(`scaling: unexpected output ${JSON.stringify(o.trim().slice(0, 200))}`);
+  return s;
+}
+
+function hyperRate(out: string, what: string): number {
+  const m = new RegExp(`hyperbench: ${what} calls=(\\d+) us=(\\d+) rate=(\\d+)`).exec(out);
+  if (!m?.[3]) throw new Error(`hyperbench ${what} printed no rate: ${out.trim()}`);
+  return Number(m[3]);
+}
+
+export const scalingBench: BenchDefinition = {
+  name: "scaling",
+  description: "N = 1..4 guests, CPU-bound and tmem-heavy, each in a worker thread vs all in one thread; hypercall round trip threaded vs in-thread",
+  async run(options): Promise<BenchResult & { top: ScalingTop }> {
+    const images = loadGuestImages(await ensureImages({ progress: new StderrProgress() }));
+    const repeats = Math.min(options.repeats, 3);
+    const cpu: Record<Mode, number[][]> = { threaded: [], single: [] };
+    const tmem: Record<Mode, number[][]> = { threaded: [], single: [] };
+    const bare: Record<Mode, number[]> = { threaded: [], single: [] };
+    const putget: Record<Mode, number[]> = { threaded: [], single: [] };
+    for (const mode of ["threaded", "single"] as const) {
+      process.stderr.write(`[scaling] booting ${MAX_GUESTS} guests (${mode})\n`);
+      const b = await bootAll(mode, images);
+      try {
+        const g0 = b.guests[0]!;
+        for (let r = 0; r < repeats; r++) {
+          bare[mode].push(hyperRate(await g0.runChecked(`hyperbench bare ${NULL_PORT} ${RT_CALLS}`), "bare"));
+          putget[mode].push(hyperRate(await g0.runChecked(`hyperbench putget ${TMEM_IO_PORT} ${RT_CALLS / 2}`), "putget"));
+        }
+        for (let n = 1; n <= MAX_GUESTS; n++) {
+          const c: number[] = [];
+          const t: number[] = [];
+          for (let r = 0; r < repeats; r++) {
+            c.push((n * CPU_LOOP) / (await together(b.guests, n, CPU_COMMAND, new RegExp(`loop=${CPU_LOOP}`))));
+            t.push((n * 2 * TMEM_PAIRS) / (await together(b.guests, n, TMEM_COMMAND, /putget errors=0/)));
+          }
+          cpu[mode][n - 1] = c;
+          tmem[mode][n - 1] = t;
+          process.stderr.write(`[scaling] ${mode} n=${n}: cpu ${median(c).toFixed(0)} iterations/s, tmem ${median(t).toFixed(0)} calls/s\n`);
+        }
+      } finally {
+        await b.dispose();
+      }
+    }
+    const rows: ScalingRow[] = [];
+    const measurements: Measurement[] = [];
+    for (let n = 1; n <= MAX_GUESTS; n++) {
+      for (const [workload, table, unit] of [["cpu", cpu, "iterations/s"], ["tmem", tmem, "calls/s"]] as const) {
+        const th = median(table.threaded[n - 1] ?? []);
+        const si = median(table.single[n - 1] ?? []);
+        rows.push({ guests: n, workload, threaded: th, single: si, ratio: th / si });
+        measurements.push({ name: `${workload} N=${n} threaded`, unit, samples: table.threaded[n - 1] ?? [] });
+        measurements.push({ name: `${workload} N=${n} one thread`, unit, samples: table.single[n - 1] ?? [] });
+      }
+    }
+    measurements.push({ name: "guest bare trap, threaded", unit: "calls/s", samples: bare.threaded });
+    measurements.push({ name: "guest bare trap, in-thread", unit: "calls/s", samples: bare.single });
+    measurements.push({ name: "guest tmem put+get, threaded", unit: "calls/s", samples: putget.threaded });
+    measurements.push({ name: "guest tmem put+get, in-thread", unit: "calls/s", samples: putget.single });
+    const speedup2 = rows.find((r) => r.guests === 2 && r.workload === "cpu")?.ratio ?? Number.NaN;
+    const pgT = median(putget.threaded);
+    const pgS = median(putget.single);
+    const hypercallRatio = pgT / pgS;
+    const top: ScalingTop = {
+      speedup2,
+      hypercallRatio,
+      scaling: {
+        rows,
+        roundTrip: {
+          bareTrapThreadedUs: 1e6 / median(bare.threaded),
+          bareTrapInThreadUs: 1e6 / median(bare.single),
+          putGetThreadedUs: 1e6 / pgT,
+          putGetInThreadUs: 1e6 / pgS,
+          putGetThreadedPerS: pgT,
+          putGetInThreadPerS: pgS,
+        },
+        cpuLoop: CPU_LOOP,
+        tmemPairsPerGuest: TMEM_PAIRS,
+        repeats,
+      },
+    };
+    return {
+      measurements,
+      derived: [
+        { name: "speedup2 (cpu, 2 guests: threaded / one thread)", value: speedup2, unit: "ratio", note: `target >= 1.7 (${speedup2 >= 1.7 ? "met" : "missed"}); physical limit 2 on 2 cores` },
+        { name: "hypercallRatio (put+get: threaded / in-thread)", value: hypercallRatio, unit: "ratio", note: `target >= 0.5 (${hypercallRatio >= 0.5 ? "met" : "missed"})` },
+        ...rows.map((r) => ({ name: `${r.workload} N=${r.guests}: threaded / one thread`, value: r.ratio, unit: "ratio" })),
+      ],
+      top,
+    };
+  },
+};
