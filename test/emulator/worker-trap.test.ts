@@ -1,0 +1,105 @@
+/**
+ * Port traps across threads (emulator/trap-channel.ts) against the same traps in one thread: a
+ * worker plays the guest's vCPU (trap-worker-fixture.ts), the tmem device and store answer in this
+ * thread; every register the guest sees after each trap, its RAM at the end and the store's
+ * counters must be those of the in-thread run of the same random sequence.
+ */
+import { Worker } from "node:worker_threads";
+import { describe, expect, it } from "vitest";
+import { createDoorbell, createSlot, SlotMemory, TrapServer } from "../../emulator/trap-channel.ts";
+import { ArrayGuestMemory, PAGE_SIZE } from "../../hypervisor/guest-memory.ts";
+import { TMEM_IO_PORT } from "../../hypervisor/tmem/abi.ts";
+import { TmemDevice, type TrapTarget } from "../../hypervisor/tmem/device.ts";
+import type { TrapRegisters } from "../../hypervisor/tmem/hypercall.ts";
+import { TmemStore } from "../../hypervisor/tmem/store.ts";
+import { fillFrame, randomSteps, type TrapStep } from "./trap-steps.ts";
+
+const RAM_BYTES = 1 << 20; // 256 frames, 0xA0-0xBF the hole
+const FRAMES = RAM_BYTES / PAGE_SIZE;
+
+function target(memory: TrapTarget["memory"], handlers: Map<number, (r: TrapRegisters) => void>): TrapTarget {
+  return {
+    memory,
+    registerPortTrap: (port, h) => {
+      handlers.set(port, h);
+      return { dispose: () => handlers.delete(port) };
+    },
+    registerPciDevice: () => undefined,
+  };
+}
+
+function inThread(steps: TrapStep[], store: TmemStore) {
+  const memory = new ArrayGuestMemory(RAM_BYTES);
+  const handlers = new Map<number, (r: TrapRegisters) => void>();
+  const device = new TmemDevice(store, target(memory, handlers), "g");
+  const out = steps.map((s) => {
+    if (s.fill) fillFrame(memory, s.fill.pfn, s.fill.seed);
+    const regs = { ...s.regs };
+    handlers.get(TMEM_IO_PORT)?.(regs);
+    return regs;
+  });
+  return { out, ram: memory.bytes.slice(), metrics: store.clientMetrics(device.clientId) };
+}
+
+async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapServer()) {
+  const ram = new SharedArrayBuffer(RAM_BYTES);
+  const slot = createSlot();
+  const handlers = new Map<number, (r: TrapRegisters) => void>();
+  const later: number[] = [];
+  const memory = new SlotMemory(RAM_BYTES, (pfn) => later.push(pfn));
+  const device = new TmemDevice(store, target(memory, handlers), "g");
+  const served = server.attach(slot, memory, handlers);
+  const worker = new Worker(new URL("./trap-worker.mjs", import.meta.url), { workerData: { slot, doorbell: server.doorbell, ram, port: TMEM_IO_PORT, steps } });
+  try {
+    const out = await new Promise<TrapRegisters[]>((resolve, reject) => {
+      worker.once("message", resolve);
+      worker.once("error", reject);
+    });
+    return { out, ram: new Uint8Array(ram).slice(), metrics: store.clientMetrics(device.clientId), later };
+  } finally {
+    served.dispose();
+    await worker.terminate();
+  }
+}
+
+describe("port traps across threads", () => {
+  for (const seed of [1, 2, 3]) {
+    it(`answers a random tmem sequence as in one thread (seed ${seed})`, async () => {
+      const steps = randomSteps(seed, 600, FRAMES);
+      const a = new TmemStore({ budgetFrames: 24 });
+      const b = new TmemStore({ budgetFrames: 24 });
+      const one = inThread(steps, a);
+      const two = await threaded(steps, b);
+      expect(two.out).toEqual(one.out);
+      expect(Buffer.compare(Buffer.from(two.ram), Buffer.from(one.ram))).toBe(0);
+      expect(two.metrics).toEqual(one.metrics);
+      expect(two.metrics?.getHits ?? 0).toBeGreaterThan(10);
+      expect(two.later).toEqual([]);
+      a.checkInvariants();
+      b.checkInvariants();
+    }, 60_000);
+  }
+
+  it("serves two guests through one doorbell and one store, each its own pages", async () => {
+    // A budget no sequence fills: no eviction, so sharing the store changes nothing a guest sees.
+    const store = new TmemStore({ budgetFrames: 4096 });
+    const server = new TrapServer(createDoorbell());
+    const [x, y] = await Promise.all([threaded(randomSteps(7, 400, FRAMES), store, server), threaded(randomSteps(8, 400, FRAMES), store, server)]);
+    const alone = [inThread(randomSteps(7, 400, FRAMES), new TmemStore({ budgetFrames: 4096 })), inThread(randomSteps(8, 400, FRAMES), new TmemStore({ budgetFrames: 4096 }))];
+    for (const [t, s] of [[x, alone[0]!], [y, alone[1]!]] as const) {
+      expect(t.out).toEqual(s.out);
+      expect(Buffer.compare(Buffer.from(t.ram), Buffer.from(s.ram))).toBe(0);
+    }
+    expect(server.served).toBe(2 * randomSteps(7, 400, FRAMES).length);
+    store.checkInvariants();
+  }, 60_000);
+
+  it("writes a page outside a trap later, in order, and refuses reads outside a trap", () => {
+    const later: number[] = [];
+    const memory = new SlotMemory(RAM_BYTES, (pfn) => later.push(pfn));
+    memory.writePage(3, new Uint8Array(PAGE_SIZE));
+    expect(later).toEqual([3]);
+    expect(() => memory.readPage(3, new Uint8Array(PAGE_SIZE))).toThrow(/outside the trap/);
+    expect(() => memory.writePage(0xa0, new Uint8Array(PAGE_SIZE))).toThrow(/range-checked/);
+  });
+});
