@@ -110,8 +110,11 @@ export async function hostileSharedCheck(ctx: ContractCtx): Promise<Outcome> {
   try {
     honest = await boot("honest");
     const h = hostile.guest;
-    const list = (await h.runChecked("ls -i /data")).trim().split("\n");
-    const inodes = list.map((l) => l.trim().split(/\s+/)).filter(([, n]) => n !== undefined && sums.has(n)).map(([ino]) => Number(ino));
+    const list = (await h.runChecked("stat -c '%i %n' /data/f*")).trim().split("\n");
+    const inodes = list
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([, path]) => path !== undefined && sums.has(path.replace(/^\/data\//, "")))
+      .map(([ino]) => Number(ino));
     const pages = MIB / PAGE;
     const attack = async (): Promise<{ hits: number; eperm: number; other: number }> => {
       const t = { hits: 0, eperm: 0, other: 0 };
