@@ -134,7 +134,7 @@ export async function saveGuest(
 ): Promise<SaveInfo> {
   const machine = await g.guest.saveState();
   const disks = g.guest.saveDisks();
-  const client = g.device && g.store ? encodeClientState(g.store, g.device.clientId) : undefined;
+  const client = g.device && g.store ? encodeClientState(g.store, g.device.clientId, g.device.handler.probed) : undefined;
   const persistentPages = g.device && g.store ? g.store.clientMetrics(g.device.clientId).pagesPersistent : 0;
   const header: Omit<SnapshotHeader, "sections"> = {
     kind: "save",
@@ -190,7 +190,11 @@ export async function restoreGuest(
     },
     { state: machine, kernelRelease: header.kernelRelease, pickUpDisks: false },
     (d) => {
-      if (client && o.store) persistentPages = importClientState(o.store, d.clientId, client);
+      if (client && o.store) {
+        const saved = importClientState(o.store, d.clientId, client);
+        d.handler.restoreProbed(saved.probed);
+        persistentPages = saved.pages;
+      }
       else d.requireReprobe(); // saved without tmem state: the kernel must start over
     },
   );

@@ -37,19 +37,22 @@ export interface ClientStateHeader {
   weight: number;
   persistentAllowancePages: number | null;
   frozen: boolean;
+  /** Whether the guest's probe had been accepted (TmemHypercallHandler.probed): it does not probe again. */
+  probed: boolean;
   pools: SavedPool[];
   /** Number of page records that follow. */
   pages: number;
 }
 
 /** The client's settings and pools (no pages). */
-export function clientStateHeader(store: TmemStore, clientId: number, pages = 0): ClientStateHeader {
+export function clientStateHeader(store: TmemStore, clientId: number, probed: boolean, pages = 0): ClientStateHeader {
   const m = store.clientMetrics(clientId);
   return {
     version: CLIENT_STATE_VERSION,
     weight: m.weight,
     persistentAllowancePages: m.persistentAllowancePages,
     frozen: m.frozen,
+    probed,
     pools: m.pools.map((p) => ({ id: p.poolId, persistent: p.persistent, uuid: p.uuid })),
     pages,
   };
@@ -81,14 +84,14 @@ export function readPageRecord(bytes: Uint8Array, offset: number): PageRecord {
 }
 
 /** The whole client: header and every persistent page. The store is not changed. */
-export function encodeClientState(store: TmemStore, clientId: number): Uint8Array {
+export function encodeClientState(store: TmemStore, clientId: number, probed: boolean): Uint8Array {
   const records: Uint8Array[] = [];
   store.forEachPersistentPage(clientId, (poolId, lo, hi, index, page) => {
     const r = new Uint8Array(PAGE_RECORD_BYTES);
     writePageRecord(r, 0, poolId, lo, hi, index, page);
     records.push(r);
   });
-  const header = new TextEncoder().encode(JSON.stringify(clientStateHeader(store, clientId, records.length)));
+  const header = new TextEncoder().encode(JSON.stringify(clientStateHeader(store, clientId, probed, records.length)));
   const out = new Uint8Array(4 + header.byteLength + records.length * PAGE_RECORD_BYTES);
   new DataView(out.buffer).setUint32(0, header.byteLength, true);
   out.set(header, 4);
@@ -111,7 +114,7 @@ export function decodeClientStateHeader(bytes: Uint8Array): { header: ClientStat
     throw badState("its header is not JSON");
   }
   if (header.version !== CLIENT_STATE_VERSION) throw badState(`it is version ${String(header.version)}; this tmemu reads version ${CLIENT_STATE_VERSION}`);
-  if (!Array.isArray(header.pools) || !Number.isSafeInteger(header.pages) || header.pages < 0) throw badState("its header is malformed");
+  if (!Array.isArray(header.pools) || !Number.isSafeInteger(header.pages) || header.pages < 0 || typeof header.probed !== "boolean") throw badState("its header is malformed");
   for (const p of header.pools) {
     if (!Number.isSafeInteger(p.id) || p.id < 0 || p.id >= TMEM_MAX_POOLS) throw badState(`pool id ${String(p.id)} is out of range`);
   }
@@ -183,8 +186,8 @@ export function restorePage(store: TmemStore, clientId: number, r: PageRecord): 
   }
 }
 
-/** Imports a whole encodeClientState into client `clientId`; returns the pages restored. */
-export function importClientState(store: TmemStore, clientId: number, bytes: Uint8Array): number {
+/** Imports a whole encodeClientState into client `clientId`; returns its header (pages: how many were restored). */
+export function importClientState(store: TmemStore, clientId: number, bytes: Uint8Array): ClientStateHeader {
   const { header, pagesOffset } = decodeClientStateHeader(bytes);
   const persistent = new Set(header.pools.filter((p) => p.persistent).map((p) => p.id));
   importClientHeader(store, clientId, header);
@@ -193,7 +196,7 @@ export function importClientState(store: TmemStore, clientId: number, bytes: Uin
     if (!persistent.has(r.poolId)) throw badState(`page ${i} names pool ${r.poolId}, which is not a saved persistent pool`);
     restorePage(store, clientId, r);
   }
-  return header.pages;
+  return header;
 }
 
 function badState(what: string): TmemuError {

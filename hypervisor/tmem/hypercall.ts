@@ -131,6 +131,14 @@ export class TmemHypercallHandler {
     this.accepted = false;
   }
 
+  /**
+   * For a guest restored from a save or a migration (client-state.ts) whose client came with it:
+   * its kernel probed the host before the save, and does not probe again.
+   */
+  restoreProbed(probed: boolean): void {
+    this.accepted = probed;
+  }
+
   /** Handles one hypercall. Never throws. */
   handle(regs: TrapRegisters): void {
     let result: number;
