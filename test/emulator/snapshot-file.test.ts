@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { decodeSnapshot, encodeSnapshot, readSnapshotFile, SNAPSHOT_FORMAT_VERSION, writeSnapshotFile, type SnapshotHeader } from "../../emulator/snapshot-file.ts";
+import { decodeSnapshot, encodeSnapshot, readSnapshotFile, SNAPSHOT_FORMAT_VERSION, writeSnapshotFile, type SnapshotExpectation, type SnapshotHeader } from "../../emulator/snapshot-file.ts";
 import { TmemuError } from "../../hypervisor/user-errors.ts";
 
 const HEADER: Omit<SnapshotHeader, "sections"> = {
@@ -19,7 +19,7 @@ const HEADER: Omit<SnapshotHeader, "sections"> = {
   kernelRelease: "6.1.176",
   createdAt: "2026-11-30T00:00:00.000Z",
 };
-const EXPECT = { kind: "save" as const, imagesKey: "k1.i1.b1" };
+const EXPECT: SnapshotExpectation = { kind: "save", imagesKey: "k1.i1.b1" };
 
 function file(sections = { machine: new Uint8Array([1, 2, 3]), "swap-disk": new Uint8Array(5000).fill(7) }): Uint8Array {
   const parts = encodeSnapshot(HEADER, sections);
