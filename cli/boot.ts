@@ -19,6 +19,7 @@ import { imagesKeyOf } from "../guest-images/snapshots.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { checkFolderFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
+import { migrateOut, parseHostPort } from "./migrate.ts";
 import { restoreGuest, saveGuest, startGuest, type RestoredGuest, type StartedGuest } from "./snapshot-guest.ts";
 
 export interface BootFlags extends VersionFlags {
@@ -37,6 +38,9 @@ export interface BootFlags extends VersionFlags {
   save?: string;
   saveAt?: number;
   restore?: string;
+  /** HOST:PORT of a `tmemu migrate --listen` receiver; with migrateAt. */
+  migrateTo?: string;
+  migrateAt?: number;
 }
 
 const QUIT_KEY = 0x1d; // Ctrl-]
@@ -53,6 +57,10 @@ export async function bootCommand(flags: BootFlags): Promise<number> {
     throw new TmemuError("USAGE", "--save-at needs --save FILE and --cmd", "--save-at S saves the guest S seconds into the command given with --cmd");
   }
   if (flags.save !== undefined) checkOutputFileFlag("--save", flags.save);
+  if ((flags.migrateTo === undefined) !== (flags.migrateAt === undefined) || (flags.migrateTo !== undefined && flags.cmd === undefined && flags.restore === undefined)) {
+    throw new TmemuError("USAGE", "--migrate-to and --migrate-at go together, with --cmd", "--migrate-to 127.0.0.1:PORT --migrate-at S moves the guest S seconds into the command to a `tmemu migrate --listen PORT`");
+  }
+  const migrateTarget = flags.migrateTo !== undefined ? parseHostPort(flags.migrateTo, "--migrate-to") : undefined;
   if (flags.restore !== undefined && (flags.files !== undefined || flags.coldBoot)) {
     throw new TmemuError("USAGE", "--restore takes the guest's disks and state from the file", "leave out --files and --cold-boot with --restore");
   }
@@ -147,9 +155,35 @@ export async function bootCommand(flags: BootFlags): Promise<number> {
           .catch(reject);
       }, at * 1000);
     });
-    const first = await Promise.race([answer, savedMidway]);
+    let migrateTimer: NodeJS.Timeout | undefined;
+    const migrated = new Promise<"migrated">((resolve, reject) => {
+      if (!migrateTarget || flags.migrateAt === undefined) return;
+      migrateTimer = setTimeout(() => {
+        const id = guest.runningCommandId;
+        if (!id) return;
+        migrateOut(migrateTarget, { guest, device: started.device, store }, {
+          imagesKey,
+          memoryMib: guest.memoryMib,
+          kernelArgs: saveInfo.kernelArgs,
+          balloon: true,
+          tmem: store !== undefined,
+          kernelRelease: guest.kernelRelease,
+          running: { id, command: commandText },
+        })
+          .then((m) => {
+            process.stderr.write(
+              `tmemu: migrated to ${migrateTarget.host}:${migrateTarget.port} ${flags.migrateAt} s into the command: downtime ${m.downtimeMs.toFixed(0)} ms, ` +
+                `${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent (${m.precopyPages} persistent pages pre-copied in ${m.precopyMs.toFixed(0)} ms while the guest ran, ${m.finalPages} sent again at the pause)\n`,
+            );
+            resolve("migrated");
+          })
+          .catch(reject);
+      }, flags.migrateAt * 1000);
+    });
+    const first = await Promise.race([answer, savedMidway, migrated]);
     if (saveTimer) clearTimeout(saveTimer);
-    if (first === "saved") return 0;
+    if (migrateTimer) clearTimeout(migrateTimer);
+    if (first === "saved" || first === "migrated") return 0;
     const result = first;
     process.stdout.write(result.output);
     if (flags.stats) {

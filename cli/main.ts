@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { benchCommand } from "./bench-command.ts";
 import { BENCH_CONFIG_NAMES } from "./bench.ts";
 import { bootCommand } from "./boot.ts";
+import { migrateCommand } from "./migrate.ts";
 import { reportError } from "./errors.ts";
 import { imagesCommand } from "./images.ts";
 import { addVersionOptions, intOption, memoryMibOption } from "./options.ts";
@@ -63,8 +64,21 @@ export function buildProgram(): Command {
       .option("--save <file>", "save the guest (state, disks, tmem client) to this file when the command is done, the console is left or on Ctrl-C")
       .addOption(new Option("--save-at <s>", "with --save and --cmd: save this many seconds into the command and exit; the command goes on after --restore").argParser(intOption("--save-at", 1, 86400)))
       .option("--restore <file>", "start the guest saved in this file (tmemu boot --save); a command that was running goes on")
+      .option("--migrate-to <host:port>", "with --cmd and --migrate-at: move the running guest to a `tmemu migrate --listen` there")
+      .addOption(new Option("--migrate-at <s>", "seconds into the command at which to migrate").argParser(intOption("--migrate-at", 1, 86400)))
   ).action(async (flags) => {
     process.exitCode = await bootCommand(flags);
+  });
+
+  addVersionOptions(
+    program.command("migrate")
+      .description("receive a guest live-migrated by `tmemu boot --migrate-to` (with its tmem client), run it here and exit with its command's exit code")
+      .requiredOption("--listen <[host:]port>", "where to wait for the guest (default host 127.0.0.1)")
+      .addOption(new Option("--store-mib <n>", "size of the tmem store here (default: the guest's RAM)").argParser(intOption("--store-mib", 1, 65536)))
+      .addOption(new Option("--timeout-s <s>", "limit for the arrival and for the command").default(600).argParser(intOption("--timeout-s", 1, 86400)))
+      .option("--stats", "print the persistent pages at the end to stderr")
+  ).action(async (flags) => {
+    process.exitCode = await migrateCommand(flags);
   });
 
   addVersionOptions(

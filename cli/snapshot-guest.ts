@@ -19,6 +19,7 @@ import { ensureBootSnapshot, type BootSnapshotOptions } from "../guest-images/sn
 import { encodeClientState, importClientState } from "../hypervisor/tmem/client-state.ts";
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
 import { TmemStore, type CreateClientOptions } from "../hypervisor/tmem/store.ts";
+import { TmemuError } from "../hypervisor/user-errors.ts";
 
 export interface StartGuestOptions {
   images: GuestImages;
@@ -162,6 +163,51 @@ export interface RestoredGuest extends StartedGuest {
   persistentPages: number;
 }
 
+/** What a restore needs besides the images: from a file (restoreGuest) or a migration (cli/migrate.ts). */
+export interface SavedGuestParts {
+  header: Pick<SnapshotHeader, "memoryMib" | "kernelArgs" | "balloon" | "kernelRelease">;
+  machine: Uint8Array;
+  dataDisk?: Uint8Array;
+  swapDisk?: Uint8Array;
+  /** Fills the new (empty) client before the vCPU runs; returns whether the saved kernel had probed. Absent: the kernel must re-probe. */
+  importClient?: (store: TmemStore, clientId: number) => boolean;
+}
+
+/** Starts a saved guest in this process (see the header): its disks, its machine, its tmem client. */
+export async function startSavedGuest(
+  parts: SavedGuestParts,
+  o: { images: GuestImages; imagesKey: string; name: string; store: TmemStore | undefined; client?: CreateClientOptions; bootTimeoutMs: number; onConsole?: (text: string) => void },
+): Promise<StartedGuest & { persistentPages: number }> {
+  let persistentPages = 0;
+  const { guest, device } = await bootWithDevice(
+    {
+      images: o.images,
+      imagesKey: o.imagesKey,
+      name: o.name,
+      memoryMib: parts.header.memoryMib,
+      kernelArgs: parts.header.kernelArgs,
+      balloon: parts.header.balloon,
+      coldBoot: false,
+      bootTimeoutMs: o.bootTimeoutMs,
+      ...(parts.dataDisk ? { dataDisk: parts.dataDisk } : {}),
+      ...(parts.swapDisk ? { swapDisk: parts.swapDisk } : {}),
+      ...(o.store ? { store: o.store } : {}),
+      ...(o.client ? { client: o.client } : {}),
+      ...(o.onConsole ? { onConsole: o.onConsole } : {}),
+    },
+    { state: parts.machine, kernelRelease: parts.header.kernelRelease, pickUpDisks: false },
+    (d) => {
+      if (parts.importClient && o.store) {
+        d.handler.restoreProbed(parts.importClient(o.store, d.clientId));
+        persistentPages = o.store.clientMetrics(d.clientId).pagesPersistent;
+      } else {
+        d.requireReprobe(); // saved without tmem state: the kernel must start over
+      }
+    },
+  );
+  return { guest, device, start: "restored", persistentPages, dispose: () => disposeBoth(guest, device) };
+}
+
 /** Reads, checks and restores a saved guest (see the header). */
 export async function restoreGuest(
   path: string,
@@ -169,34 +215,17 @@ export async function restoreGuest(
 ): Promise<RestoredGuest> {
   const { header, sections } = readSnapshotFile(path, { kind: "save", imagesKey: o.imagesKey, tmem: o.store !== undefined });
   const machine = sections["machine"];
-  if (!machine) throw new Error(`${path}: no machine section`);
+  if (!machine) throw new TmemuError("BAD_SNAPSHOT", `${path}: it holds no machine state`, "give a file written by tmemu boot --save");
   const client = sections["tmem-client"];
-  let persistentPages = 0;
-  const { guest, device } = await bootWithDevice(
+  const started = await startSavedGuest(
     {
-      images: o.images,
-      imagesKey: o.imagesKey,
-      name: o.name,
-      memoryMib: header.memoryMib,
-      kernelArgs: header.kernelArgs,
-      balloon: header.balloon,
-      coldBoot: false,
-      bootTimeoutMs: o.bootTimeoutMs,
+      header,
+      machine,
       ...(sections["data-disk"] ? { dataDisk: sections["data-disk"].slice() } : {}),
       ...(sections["swap-disk"] ? { swapDisk: sections["swap-disk"].slice() } : {}),
-      ...(o.store ? { store: o.store } : {}),
-      ...(o.client ? { client: o.client } : {}),
-      ...(o.onConsole ? { onConsole: o.onConsole } : {}),
+      ...(client ? { importClient: (store: TmemStore, clientId: number) => importClientState(store, clientId, client).probed } : {}),
     },
-    { state: machine, kernelRelease: header.kernelRelease, pickUpDisks: false },
-    (d) => {
-      if (client && o.store) {
-        const saved = importClientState(o.store, d.clientId, client);
-        d.handler.restoreProbed(saved.probed);
-        persistentPages = saved.pages;
-      }
-      else d.requireReprobe(); // saved without tmem state: the kernel must start over
-    },
+    o,
   );
-  return { guest, device, start: "restored", header, persistentPages, dispose: () => disposeBoth(guest, device) };
+  return { ...started, header };
 }

@@ -640,6 +640,22 @@ export class TmemStore {
     });
   }
 
+  /**
+   * Save and restore (live migration, client-state.ts): the data of one page of a persistent pool
+   * of the client (a scratch buffer, valid until the next store call), or undefined if the pool is
+   * not persistent or holds no such page. Counts nothing.
+   */
+  peekPersistentPage(clientId: number, poolId: number, lo: number, hi: number, index: number): Uint8Array | undefined {
+    const pool = this.clients.get(clientId)?.pools[poolId];
+    if (pool === undefined || !pool.persistent) return undefined;
+    const s = pool.objects.get(objectKey(lo >>> 0, hi >>> 0))?.pages.get(index >>> 0);
+    if (s === undefined) return undefined;
+    const h = this.pt.frame[s]!;
+    if (h !== NO_FRAME) return this.data.pageOf(h, this.scratch);
+    this.scratchWords.fill(this.pt.fill[s]!);
+    return this.scratch;
+  }
+
   clientMetrics(clientId: number): ClientMetricsJson {
     const c = this.client(clientId);
     const pools: PoolMetricsJson[] = [];
