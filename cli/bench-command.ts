@@ -16,6 +16,7 @@ import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { checkOutputDirFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
 import { checkUiFlags, LiveUi, type UiFlags } from "./ui/live.ts";
+import { threadsFlag, type ThreadsMode } from "./threads.ts";
 
 export interface BenchFlags extends VersionFlags, UiFlags {
   workload: WorkloadName;
@@ -29,6 +30,8 @@ export interface BenchFlags extends VersionFlags, UiFlags {
   configs?: BenchConfigName[];
   /** The store's dedup mode in the tmem configurations (not tmem-raw). */
   dedup?: DedupMode;
+  /** --threads on|off (default on). */
+  threads?: ThreadsMode;
   json?: string;
   out?: string;
 }
@@ -87,6 +90,7 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
         diskLatencyUs: flags.diskLatencyUs,
         ...(flags.configs ? { configs: flags.configs } : {}),
         ...(flags.dedup !== undefined ? { dedup: flags.dedup } : {}),
+        ...(flags.threads !== undefined ? { threads: threadsFlag(flags.threads) } : {}),
         commandLine: commandLine(argv),
         signal: controller.signal,
         log: (line) => process.stderr.write(`  ${line}\n`),

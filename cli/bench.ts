@@ -164,6 +164,8 @@ export interface BenchOptions {
   configs?: readonly BenchConfigName[];
   /** The store's dedup mode in the configurations that keep the default store (default "client"). */
   dedup?: DedupMode;
+  /** Guests in worker threads (runGuests' default: true); false: every guest in the main thread. */
+  threads?: boolean;
   /** The command line, for the report and the chart's title. */
   commandLine: string;
   signal?: AbortSignal;
@@ -208,6 +210,7 @@ export function runOptionsFor(config: BenchConfig, opts: BenchOptions, budgetMib
     ...(opts.phaseS !== undefined ? { phaseS: opts.phaseS } : {}),
     kernelArgs: [...config.kernelArgs],
     tmem: config.tmem,
+    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
     ...(config.store ? { store: { ...config.store } } : opts.dedup !== undefined ? { store: { dedup: opts.dedup } } : {}),
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),

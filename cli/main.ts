@@ -119,6 +119,7 @@ export function buildProgram(): Command {
       .addOption(new Option("--disk-latency-us <us>", "latency per disk request of the model that estimates time saved (a model, reported apart)").default(100).argParser(intOption("--disk-latency-us", 0, 10_000_000)))
       .addOption(new Option("--configs <names...>", "run only these configurations").choices([...BENCH_CONFIG_NAMES]))
       .addOption(dedupOption("in the tmem configurations with the default store (tmem-raw has none)"))
+      .addOption(threadsOption())
       .option("--json <file>", "write the results as JSON")
       .option("--out <dir>", "write bench-<workload>.json, .svg (and .png) into this folder")
       .addOption(new Option("--ui [port]", "live dashboard on http://127.0.0.1:PORT (a free port if none; the URL with its token is printed); stays up after the bench until Ctrl-C").argParser(parseUiPort))
