@@ -14,7 +14,7 @@
  *   runs (no reset: the kernel's pool ids are valid again).
  */
 import { Guest, type GuestImages, type GuestRestore } from "../emulator/guest.ts";
-import { readSnapshotFile, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
+import { packSparse, readSnapshotFile, unpackSparse, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
 import { ensureBootSnapshot, type BootSnapshotOptions } from "../guest-images/snapshots.ts";
 import { encodeClientState, importClientState } from "../hypervisor/tmem/client-state.ts";
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
@@ -150,8 +150,8 @@ export async function saveGuest(
   };
   const bytes = writeSnapshotFile(path, header, {
     machine,
-    ...(disks.data ? { "data-disk": disks.data } : {}),
-    ...(disks.swap ? { "swap-disk": disks.swap } : {}),
+    ...(disks.data ? { "data-disk": packSparse(disks.data) } : {}),
+    ...(disks.swap ? { "swap-disk": packSparse(disks.swap) } : {}),
     ...(client ? { "tmem-client": client } : {}),
   });
   return { bytes, persistentPages, machineBytes: machine.byteLength };
@@ -221,8 +221,8 @@ export async function restoreGuest(
     {
       header,
       machine,
-      ...(sections["data-disk"] ? { dataDisk: sections["data-disk"].slice() } : {}),
-      ...(sections["swap-disk"] ? { swapDisk: sections["swap-disk"].slice() } : {}),
+      ...(sections["data-disk"] ? { dataDisk: unpackSparse(sections["data-disk"], path) } : {}),
+      ...(sections["swap-disk"] ? { swapDisk: unpackSparse(sections["swap-disk"], path) } : {}),
       ...(client ? { importClient: (store: TmemStore, clientId: number) => importClientState(store, clientId, client).probed } : {}),
     },
     o,

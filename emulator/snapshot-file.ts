@@ -158,3 +158,62 @@ export function readSnapshotFile(path: string, expect: SnapshotExpectation): Dec
   }
   return decodeSnapshot(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, expect);
 }
+
+/** Disks travel sparse: 4 KiB blocks, only those that are not all zero (a swap disk is mostly unused). */
+export const SPARSE_BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(SPARSE_BLOCK);
+
+/**
+ * u32 byte length, u32 count of stored blocks, then per stored block its u32 block number, then
+ * the blocks (the last one may be short). unpackSparse is the inverse.
+ */
+export function packSparse(bytes: Uint8Array): Uint8Array {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const blocks = Math.ceil(bytes.byteLength / SPARSE_BLOCK);
+  const kept: number[] = [];
+  for (let b = 0; b < blocks; b++) {
+    const start = b * SPARSE_BLOCK;
+    const end = Math.min(start + SPARSE_BLOCK, bytes.byteLength);
+    if (buf.compare(ZERO_BLOCK, 0, end - start, start, end) !== 0) kept.push(b);
+  }
+  const head = 8 + 4 * kept.length;
+  let size = head;
+  for (const b of kept) size += Math.min(SPARSE_BLOCK, bytes.byteLength - b * SPARSE_BLOCK);
+  const out = new Uint8Array(size);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, bytes.byteLength, true);
+  v.setUint32(4, kept.length, true);
+  let at = head;
+  kept.forEach((b, i) => {
+    v.setUint32(8 + 4 * i, b, true);
+    const start = b * SPARSE_BLOCK;
+    const piece = bytes.subarray(start, Math.min(start + SPARSE_BLOCK, bytes.byteLength));
+    out.set(piece, at);
+    at += piece.byteLength;
+  });
+  return out;
+}
+
+export function unpackSparse(packed: Uint8Array, what: string): Uint8Array {
+  const bad = (problem: string) => new TmemuError("BAD_SNAPSHOT", `${what}: a disk in it is malformed (${problem})`, "the file is damaged: make it again");
+  if (packed.byteLength < 8) throw bad("too short");
+  const v = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const length = v.getUint32(0, true);
+  const count = v.getUint32(4, true);
+  const blocks = Math.ceil(length / SPARSE_BLOCK);
+  if (8 + 4 * count > packed.byteLength) throw bad("block list cut short");
+  const out = new Uint8Array(length);
+  let at = 8 + 4 * count;
+  let last = -1;
+  for (let i = 0; i < count; i++) {
+    const b = v.getUint32(8 + 4 * i, true);
+    if (b >= blocks || b <= last) throw bad(`block ${b} out of order or range`);
+    last = b;
+    const n = Math.min(SPARSE_BLOCK, length - b * SPARSE_BLOCK);
+    if (at + n > packed.byteLength) throw bad("blocks cut short");
+    out.set(packed.subarray(at, at + n), b * SPARSE_BLOCK);
+    at += n;
+  }
+  if (at !== packed.byteLength) throw bad("trailing bytes");
+  return out;
+}

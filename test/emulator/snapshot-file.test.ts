@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { decodeSnapshot, encodeSnapshot, readSnapshotFile, SNAPSHOT_FORMAT_VERSION, writeSnapshotFile, type SnapshotExpectation, type SnapshotHeader } from "../../emulator/snapshot-file.ts";
+import { decodeSnapshot, encodeSnapshot, packSparse, readSnapshotFile, unpackSparse, SNAPSHOT_FORMAT_VERSION, writeSnapshotFile, type SnapshotExpectation, type SnapshotHeader } from "../../emulator/snapshot-file.ts";
 import { TmemuError } from "../../hypervisor/user-errors.ts";
 
 const HEADER: Omit<SnapshotHeader, "sections"> = {
@@ -114,5 +114,30 @@ describe("files on disk", () => {
     writeFileSync(path, readFileSync(path).subarray(0, bytes - 5));
     expect(() => readSnapshotFile(path, EXPECT)).toThrow(/truncated/);
     expect(() => readSnapshotFile(join(dir, "none.snap"), EXPECT)).toThrow(/cannot read it \(ENOENT\)/);
+  });
+});
+
+describe("sparse disks", () => {
+  it("round trip keeps every byte, stores only the non-zero 4 KiB blocks, and a short last block", () => {
+    const disk = new Uint8Array(10 * 4096 + 100);
+    disk[5] = 1;
+    disk[3 * 4096 + 4095] = 2;
+    disk[10 * 4096 + 99] = 3;
+    const packed = packSparse(disk);
+    expect(packed.byteLength).toBe(8 + 3 * 4 + 4096 + 4096 + 100);
+    expect(unpackSparse(packed, "f")).toEqual(disk);
+    expect(unpackSparse(packSparse(new Uint8Array(8192)), "f")).toEqual(new Uint8Array(8192));
+  });
+
+  it("invalid input: cut short, blocks out of order, trailing bytes", () => {
+    const disk = new Uint8Array(4 * 4096).fill(1);
+    const packed = packSparse(disk);
+    expect(() => unpackSparse(packed.subarray(0, packed.byteLength - 1), "f")).toThrow(/cut short/);
+    const swapped = packed.slice();
+    new DataView(swapped.buffer).setUint32(8, 3, true);
+    expect(() => unpackSparse(swapped, "f")).toThrow(/out of order/);
+    const longer = new Uint8Array(packed.byteLength + 1);
+    longer.set(packed);
+    expect(() => unpackSparse(longer, "f")).toThrow(/trailing/);
   });
 });
