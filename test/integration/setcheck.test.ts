@@ -4,7 +4,7 @@
  * page and any stray file, and the refault workload's own command, run over a small set, is judged
  * valid with its phases stamped.
  */
-import { appendFileSync, cpSync, mkdtempSync, rmSync, truncateSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
+import { appendFileSync, closeSync, cpSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -20,9 +20,12 @@ describe("setcheck", () => {
       const set = writeFileSet(dir, "set", plan.fileSetMib, plan.fileMib, 3);
       expect(set.pages).toBe(plan.fileSetMib * 256);
       cpSync(join(dir, "set"), join(dir, "bad"), { recursive: true });
-      // One byte of page 5 of f0001, the last two pages of f0000 gone, a page too many on f0002, a stray file.
+      // One bit of page 5 of f0001, the last two pages of f0000 gone, a page too many on f0002, a stray file.
       const fd = openSync(join(dir, "bad", "f0001"), "r+");
-      writeSync(fd, Buffer.from([0x5a]), 0, 1, 5 * 4096 + 123);
+      const byte = Buffer.alloc(1);
+      readSync(fd, byte, 0, 1, 5 * 4096 + 123);
+      byte[0] = byte[0]! ^ 0x01; // one bit (a constant could be the byte already there)
+      writeSync(fd, byte, 0, 1, 5 * 4096 + 123);
       closeSync(fd);
       truncateSync(join(dir, "bad", "f0000"), 1022 * 4096);
       appendFileSync(join(dir, "bad", "f0002"), Buffer.alloc(4096, 1));
