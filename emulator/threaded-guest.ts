@@ -58,10 +58,20 @@ const DEFAULT_HANG_TIMEOUT_MS = 60_000;
 const DISPOSE_TIMEOUT_MS = 5_000;
 const WORKER_ENTRY = new URL("./guest-worker-boot.mjs", import.meta.url);
 
+/**
+ * Microseconds the main thread keeps watching the doorbell after answering a trap
+ * (TrapServer.spinAfterServeUs; docs/scaling.md has the measurement that chose it).
+ * TMEMU_TRAP_SPIN_US overrides it, for measurements.
+ */
+export const TRAP_SPIN_US = 0;
+
 /** One server answers the traps of every threaded guest of this process (one doorbell). */
 let sharedServer: TrapServer | undefined;
 export function trapServer(): TrapServer {
-  sharedServer ??= new TrapServer();
+  const env = process.env["TMEMU_TRAP_SPIN_US"];
+  const us = env === undefined || env === "" ? TRAP_SPIN_US : Number(env);
+  if (!(us >= 0 && us <= 1_000_000)) throw new TmemuError("USAGE", `TMEMU_TRAP_SPIN_US=${env} is not a number of microseconds (0-1000000)`, "unset it, or give e.g. 50");
+  sharedServer ??= new TrapServer(undefined, us);
   return sharedServer;
 }
 

@@ -63,13 +63,13 @@ async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapSe
 }
 
 describe("port traps across threads", () => {
-  for (const seed of [1, 2, 3]) {
-    it(`answers a random tmem sequence as in one thread (seed ${seed})`, async () => {
+  for (const [seed, spinUs] of [[1, 0], [2, 0], [3, 50]] as const) {
+    it(`answers a random tmem sequence as in one thread (seed ${seed}, server spins ${spinUs} µs)`, async () => {
       const steps = randomSteps(seed, 600, FRAMES);
       const a = new TmemStore({ budgetFrames: 24 });
       const b = new TmemStore({ budgetFrames: 24 });
       const one = inThread(steps, a);
-      const two = await threaded(steps, b);
+      const two = await threaded(steps, b, new TrapServer(createDoorbell(), spinUs));
       expect(two.out).toEqual(one.out);
       expect(Buffer.compare(Buffer.from(two.ram), Buffer.from(one.ram))).toBe(0);
       expect(two.metrics).toEqual(one.metrics);
