@@ -46,8 +46,13 @@ export interface StartedGuest {
   dispose(): Promise<void>;
 }
 
-function bootSnapshotOptions(o: { memoryMib: number; kernelArgs: string[]; balloon: boolean; store?: TmemStore | undefined }): BootSnapshotOptions {
-  return { memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, balloon: o.balloon, tmem: o.store !== undefined };
+/**
+ * The boot snapshot for these options: taken with a zero swap disk of this run's swap size (the
+ * kernel knows the drive; after the restore the guest only drops its cached zeros and swaps on), and
+ * with no data disk (its size follows the files: it is found by a rescan).
+ */
+function bootSnapshotOptions(o: { memoryMib: number; kernelArgs: string[]; balloon: boolean; store?: TmemStore | undefined; swapDisk?: Uint8Array | undefined }): BootSnapshotOptions {
+  return { memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, balloon: o.balloon, tmem: o.store !== undefined, swapBytes: o.swapDisk?.byteLength ?? 0 };
 }
 
 /** Boots with a tmem device on `store` (if any); `restore` starts from a machine state. */
@@ -87,8 +92,9 @@ async function bootWithDevice(
 /** Cold boots a guest with no disk and takes its state: what the boot-snapshot cache keeps. */
 async function makeBootSnapshot(o: StartGuestOptions): Promise<{ state: Uint8Array; kernelRelease: string }> {
   const scratch = o.store ? new TmemStore({ budgetMib: 4 }) : undefined;
-  const { dataDisk: _d, swapDisk: _s, onConsole: _c, ...rest } = o;
-  const { guest, device } = await bootWithDevice({ ...rest, ...(scratch ? { store: scratch } : {}), name: `${o.name}-snapshot` }, undefined, () => {});
+  const { dataDisk: _d, swapDisk, onConsole: _c, ...rest } = o;
+  const zeroSwap = swapDisk ? new Uint8Array(swapDisk.byteLength) : undefined;
+  const { guest, device } = await bootWithDevice({ ...rest, ...(scratch ? { store: scratch } : {}), ...(zeroSwap ? { swapDisk: zeroSwap } : {}), name: `${o.name}-snapshot` }, undefined, () => {});
   try {
     const state = await guest.saveState();
     return { state, kernelRelease: guest.kernelRelease };
@@ -103,7 +109,7 @@ export async function startGuest(o: StartGuestOptions): Promise<StartedGuest> {
   let restore: GuestRestore | undefined;
   if (!o.coldBoot) {
     const snap = await ensureBootSnapshot(o.imagesKey, bootSnapshotOptions(o), () => makeBootSnapshot(o));
-    restore = { state: snap.state, kernelRelease: snap.kernelRelease, pickUpDisks: true };
+    restore = { state: snap.state, kernelRelease: snap.kernelRelease, pickUpDisks: true, knownDisks: { data: false, swap: o.swapDisk !== undefined } };
     start = snap.made ? "made" : "snapshot";
   }
   // A guest from the boot snapshot is a new client: its kernel must re-probe before any op.

@@ -64,11 +64,13 @@ export interface GuestRestore {
   state: Uint8Array;
   kernelRelease: string;
   /**
-   * The state is a boot snapshot taken with no disk attached: the guest rescans for this run's
-   * disks and activates them as init does. False for a state whose kernel already uses its disks
-   * (then dataDisk and swapDisk must be the disks saved with it).
+   * The state is a boot snapshot taken before any disk was used: the guest takes up this run's
+   * disks (snapshot.ts diskPickupCommand) and activates them as init does. False for a state whose
+   * kernel already uses its disks (then dataDisk and swapDisk must be the disks saved with it).
    */
   pickUpDisks: boolean;
+  /** With pickUpDisks: the disks the snapshot was taken with (zero disks of this run's sizes); the others are rescanned. */
+  knownDisks?: { data: boolean; swap: boolean };
 }
 
 export const BASE_KERNEL_ARGS = ["console=ttyS0", "tsc=reliable", "mitigations=off", "random.trust_cpu=on", "loglevel=4"];
@@ -157,7 +159,7 @@ export class Guest implements Disposable {
         guest.kernelRelease = opts.restore.kernelRelease;
         const disks = { data: Boolean(opts.dataDisk), swap: Boolean(opts.swapDisk) };
         if (opts.restore.pickUpDisks && (disks.data || disks.swap)) {
-          const r = await guest.run(diskPickupCommand(disks), { timeoutMs: opts.bootTimeoutMs ?? 120_000 });
+          const r = await guest.run(diskPickupCommand(disks, opts.restore.knownDisks), { timeoutMs: opts.bootTimeoutMs ?? 120_000 });
           if (r.exitCode !== 0) {
             throw new TmemuError("BOOT_FAILED", `${guest.name}: the guest started from the boot snapshot could not take up its disks`, `boot cold with --cold-boot; the guest said:\n${r.output.trim().split("\n").slice(-5).join("\n")}`);
           }

@@ -165,21 +165,33 @@ export function restoreMachineState(
 }
 
 /**
- * Run in a guest restored from a boot snapshot (taken with no disk attached) once its disks are
- * attached: libata rescans the primary channel (scsi host0: an EH reset and probe; the sd devices
- * appear a little later, master before slave, so the data disk is sda and the swap disk the next
- * one), then the disks are activated as guest-images/init does at boot (ext4 on /data, read-only
- * under tmemu.data=ro; swapon).
+ * Run in a guest restored from a boot snapshot once this run's disks are attached. `known` says
+ * which of them the snapshot's kernel already has (the snapshot was taken with a zero disk of the
+ * same size in that drive, which init found empty): its block cache still holds the zeros it read,
+ * so it is dropped (blockdev --flushbufs) before use. The others are found by a libata rescan of
+ * the primary channel (scsi host0: an EH reset and probe; the sd devices appear a little later).
+ * Names follow probe order: a known swap disk (slave) is sda and a rescanned data disk (master)
+ * sdb; with nothing known, master before slave. Then the disks are activated as
+ * guest-images/init does at boot (ext4 on /data, read-only under tmemu.data=ro; swapon).
  */
-export function diskPickupCommand(disks: { data: boolean; swap: boolean }): string {
+export function diskPickupCommand(disks: { data: boolean; swap: boolean }, known: { data: boolean; swap: boolean } = { data: false, swap: false }): string {
   const n = (disks.data ? 1 : 0) + (disks.swap ? 1 : 0);
-  const lines = [
-    "echo '- - -' >/sys/class/scsi_host/host0/scan",
-    `i=0; while [ $(ls /dev/sd? 2>/dev/null | wc -l) -lt ${n} ] && [ $i -lt 1000 ]; do usleep 5000; i=$((i+1)); done`,
-  ];
-  if (disks.data) {
-    lines.push("mode=rw; if grep -q 'tmemu.data=ro' /proc/cmdline; then mode=ro; fi", 'mount -t ext4 -o "$mode" /dev/sda /data');
+  const swapDev = disks.swap ? (known.swap || !disks.data ? "sda" : "sdb") : "";
+  const dataDev = disks.data ? (known.swap && disks.swap ? "sdb" : "sda") : "";
+  const lines: string[] = [];
+  if ((disks.data && !known.data) || (disks.swap && !known.swap)) {
+    lines.push(
+      "echo '- - -' >/sys/class/scsi_host/host0/scan",
+      `i=0; while [ $(ls /dev/sd? 2>/dev/null | wc -l) -lt ${n} ] && [ $i -lt 1000 ]; do usleep 5000; i=$((i+1)); done`,
+    );
   }
-  if (disks.swap) lines.push(`swapon /dev/${disks.data ? "sdb" : "sda"}`);
+  if (disks.data) {
+    if (known.data) lines.push(`blockdev --flushbufs /dev/${dataDev}`);
+    lines.push("mode=rw; if grep -q 'tmemu.data=ro' /proc/cmdline; then mode=ro; fi", `mount -t ext4 -o "$mode" /dev/${dataDev} /data`);
+  }
+  if (disks.swap) {
+    if (known.swap) lines.push(`blockdev --flushbufs /dev/${swapDev}`);
+    lines.push(`swapon /dev/${swapDev}`);
+  }
   return lines.join(" &&\n");
 }

@@ -26,6 +26,8 @@ export interface BootSnapshotOptions {
   kernelArgs: readonly string[];
   tmem: boolean;
   balloon: boolean;
+  /** Bytes of the swap disk the snapshot is taken with (a zero disk, so the kernel knows the drive); 0: none. */
+  swapBytes: number;
 }
 
 export interface BootSnapshot {
@@ -51,7 +53,7 @@ function v86Version(): string {
 }
 
 export function bootSnapshotKey(imagesKey: string, o: BootSnapshotOptions): string {
-  const text = JSON.stringify({ imagesKey, memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, tmem: o.tmem, balloon: o.balloon, v86: v86Version(), format: SNAPSHOT_FORMAT_VERSION });
+  const text = JSON.stringify({ imagesKey, memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, tmem: o.tmem, balloon: o.balloon, swapBytes: o.swapBytes, v86: v86Version(), format: SNAPSHOT_FORMAT_VERSION });
   return createHash("sha256").update(text).digest("hex").slice(0, 24);
 }
 
