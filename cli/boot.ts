@@ -118,7 +118,12 @@ export async function bootCommand(flags: BootFlags): Promise<number> {
     if (interrupted) process.exit(130);
     interrupted = true;
     process.stderr.write("tmemu: interrupted\n");
-    void save("on Ctrl-C", guest.runningCommandId ? { id: guest.runningCommandId, command: flags.cmd ?? "" } : undefined)
+    const id = guest.runningCommandId;
+    const upTo = guest.consoleOffset;
+    void save("on Ctrl-C", id ? { id, command: running?.command ?? flags.cmd ?? "" } : undefined)
+      .then(() => {
+        if (id && flags.save !== undefined) printOutputSoFar(guest, id, upTo);
+      })
       .catch((err: unknown) => process.stderr.write(`tmemu: the save failed: ${String(err)}\n`))
       .finally(() => {
         void started.dispose().finally(() => process.exit(130));
@@ -146,10 +151,7 @@ export async function bootCommand(flags: BootFlags): Promise<number> {
         const upTo = guest.consoleOffset;
         save(`${at} s into the command (it is still running: go on with tmemu boot --restore ${flags.save})`, { id, command: commandText })
           .then(() => {
-            // What the command printed so far; the restored guest prints the rest.
-            const text = guest.textSince(0).slice(0, upTo);
-            const begin = text.lastIndexOf(`TMEMU-BEGIN ${id}`);
-            if (begin >= 0) writeSync(1, text.slice(text.indexOf("\n", begin) + 1).replace(/\r\n/g, "\n"));
+            printOutputSoFar(guest, id, upTo);
             resolve("saved");
           })
           .catch(reject);
@@ -201,6 +203,14 @@ export async function bootCommand(flags: BootFlags): Promise<number> {
     process.off("SIGINT", onSigint);
     await started.dispose();
   }
+}
+
+/** What the running command `id` printed before console offset `upTo` (after a save, the restored guest prints the rest). */
+function printOutputSoFar(guest: Guest, id: string, upTo: number): void {
+  const all = guest.textSince(0); // what the console log still holds, up to now
+  const text = all.slice(0, Math.max(0, upTo - (guest.consoleOffset - all.length)));
+  const begin = text.lastIndexOf(`TMEMU-BEGIN ${id}`);
+  if (begin >= 0) writeSync(1, text.slice(text.indexOf("\n", begin) + 1).replace(/\r\n/g, "\n"));
 }
 
 function startText(start: StartedGuest["start"]): string {
