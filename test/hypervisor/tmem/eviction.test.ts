@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { randomFillSync } from "node:crypto";
 import { ArrayGuestMemory, PAGE_SIZE } from "../../../hypervisor/guest-memory.ts";
-import { TMEM_HIT } from "../../../hypervisor/tmem/abi.ts";
+import { TMEM_HIT, TMEM_POOL_PERSIST } from "../../../hypervisor/tmem/abi.ts";
 import {
   BIP_ADMIT_EVERY,
   compactionThreshold,
@@ -197,5 +197,44 @@ describe("a looping scan larger than page cache + store (the refault workload's 
     process.stderr.write(`hits per round: ${hits.join(", ")}\n`);
     // The followers turn to BIP in the first rounds; then most of the store is hit every round.
     expect(hits.slice(3).every((h) => h > 0.6 * FRAMES)).toBe(true);
+  });
+});
+
+describe("scan resistance in the store", () => {
+  it("refuses only where it would evict: with no ephemeral page to evict, a put still gets the last compaction", () => {
+    const FRAMES = 16;
+    const BASE = 256;
+    const store = new TmemStore({ budgetFrames: FRAMES, dedup: "off" });
+    const client = store.createClient("g");
+    const persistent = store.newPool(client, TMEM_POOL_PERSIST, 0, 0, 0, 0);
+    const ephemeral = store.newPool(client, 0, 0, 0, 0, 0);
+    const memory = new ArrayGuestMemory((BASE + 128) * PAGE_SIZE);
+    // Pages of 960 random bytes and zeros: 1,008-byte objects, four to a one-frame zspage.
+    for (let p = 0; p < 64; p++) randomFillSync(memory.bytes, (BASE + p) * PAGE_SIZE, 960);
+    randomFillSync(memory.bytes, (BASE + 100) * PAGE_SIZE, PAGE_SIZE); // incompressible: a whole frame
+    let put = 0;
+    while (put < 4 * FRAMES && store.putPage(client, persistent, 1, 0, put, memory, BASE + put) === TMEM_HIT) put++;
+    expect(put).toBe(4 * FRAMES);
+    expect(store.putPage(client, persistent, 1, 0, put, memory, BASE)).not.toBe(TMEM_HIT); // full
+    // Two frames keep one object each: compaction could free one frame, below the bound that
+    // makes the store compact before anything else (8 frames).
+    for (let i = 1; i < 4; i++) {
+      store.flushPage(client, persistent, 1, 0, i);
+      store.flushPage(client, persistent, 1, 0, 4 + i);
+    }
+    expect(store.metrics()).toMatchObject({ framesUsed: FRAMES, fragmentationFrames: 1, pagesEphemeral: 0 });
+    // The store in its bimodal mode, as after a long loop: its shadow caches replayed one.
+    const scan = (store as unknown as { scan: ScanResistance }).scan;
+    const loopKeys = sampledKeys(96);
+    for (let r = 0; r < 40; r++) for (const k of loopKeys) {
+      scan.get(k, true);
+      scan.put(k, 64 * DUEL_GROUPS);
+    }
+    expect(scan.bimodal).toBe(true);
+    // Nothing ephemeral to evict: the put compacts (one frame) and is stored, never refused.
+    expect(store.putPage(client, ephemeral, 2, 0, 0, memory, BASE + 100)).toBe(TMEM_HIT);
+    expect(scan.refusals).toBe(0);
+    expect(store.metrics().compactions).toBeGreaterThan(0);
+    store.checkInvariants();
   });
 });
