@@ -71,12 +71,12 @@ function dataOp(op: number) {
 }
 
 const command: fc.Arbitrary<Cmd> = fc.oneof(
-  { weight: 30, arbitrary: dataOp(TMEM_PUT_PAGE) },
-  { weight: 25, arbitrary: dataOp(TMEM_GET_PAGE) },
-  { weight: 8, arbitrary: dataOp(TMEM_FLUSH_PAGE) },
-  { weight: 4, arbitrary: dataOp(TMEM_FLUSH_OBJECT) },
+  { weight: 120, arbitrary: dataOp(TMEM_PUT_PAGE) },
+  { weight: 100, arbitrary: dataOp(TMEM_GET_PAGE) },
+  { weight: 32, arbitrary: dataOp(TMEM_FLUSH_PAGE) },
+  { weight: 16, arbitrary: dataOp(TMEM_FLUSH_OBJECT) },
   {
-    weight: 3,
+    weight: 12,
     arbitrary: fc
       .record({ g: guestIdx, pool: poolId, obj: object, idx: index, n: fc.constantFrom(0, 1, 2, 3, 512, 513), arg: argBits })
       .map(({ g, pool, obj, idx, n, arg }): Cmd => {
@@ -85,7 +85,7 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
       }),
   },
   {
-    weight: 8,
+    weight: 32,
     arbitrary: fc
       .record({ g: guestIdx, flags: fc.constantFrom(0, 0, 1, 1, 2, 2, 3, 4, 0x8001), uuid: fc.constantFrom(...UUIDS) })
       .map(({ g, flags, uuid }): Cmd => {
@@ -94,7 +94,7 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
       }),
   },
   {
-    weight: 1,
+    weight: 4,
     arbitrary: fc.record({ g: guestIdx, pool: poolId, arg: argBits }).map(({ g, pool, arg }): Cmd => ({
       k: "call",
       g,
@@ -111,16 +111,16 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
     })),
   },
   {
-    weight: 2,
+    weight: 8,
     arbitrary: fc
       .record({ g: guestIdx, eax: fc.integer({ min: 0, max: 0xffffffff }), ebx: fc.nat(3), pfn: frame })
       .map(({ g, eax, ebx, pfn }): Cmd => ({ k: "call", g, regs: { eax, ebx, ecx: 0, esi: 0, edi: pfn } })),
   },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant("freeze" as const), g: guestIdx }) },
+  { weight: 4, arbitrary: fc.record({ k: fc.constant("freeze" as const), g: guestIdx }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("reset" as const), g: guestIdx, pending: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant("thaw" as const), g: guestIdx }) },
+  { weight: 8, arbitrary: fc.record({ k: fc.constant("thaw" as const), g: guestIdx }) },
   {
-    weight: 1,
+    weight: 4,
     arbitrary: fc.record({ k: fc.constant("allowance" as const), g: guestIdx, pages: fc.option(fc.nat(3), { nil: undefined }) }),
   },
 );
