@@ -14,6 +14,7 @@
  *   runs (no reset: the kernel's pool ids are valid again).
  */
 import { Guest, type GuestImages, type GuestRestore } from "../emulator/guest.ts";
+import { SNAPSHOT_SWAP_CHECK } from "../emulator/snapshot.ts";
 import { packSparse, readSnapshotFile, unpackSparse, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
 import { ensureBootSnapshot, type BootSnapshotOptions } from "../guest-images/snapshots.ts";
 import { encodeClientState, importClientState } from "../hypervisor/tmem/client-state.ts";
@@ -47,9 +48,9 @@ export interface StartedGuest {
 }
 
 /**
- * The boot snapshot for these options: taken with a zero swap disk of this run's swap size (the
- * kernel knows the drive; after the restore the guest only drops its cached zeros and swaps on), and
- * with no data disk (its size follows the files: it is found by a rescan).
+ * The boot snapshot for these options: taken with a fresh swap image of this run's swap size,
+ * swapped on (after the restore this run's fresh image takes its place and nothing is left to do),
+ * and with no data disk (its size follows the files: it is found by a rescan).
  */
 function bootSnapshotOptions(o: { memoryMib: number; kernelArgs: string[]; balloon: boolean; store?: TmemStore | undefined; swapDisk?: Uint8Array | undefined }): BootSnapshotOptions {
   return { memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, balloon: o.balloon, tmem: o.store !== undefined, swapBytes: o.swapDisk?.byteLength ?? 0 };
@@ -93,9 +94,12 @@ async function bootWithDevice(
 async function makeBootSnapshot(o: StartGuestOptions): Promise<{ state: Uint8Array; kernelRelease: string }> {
   const scratch = o.store ? new TmemStore({ budgetMib: 4 }) : undefined;
   const { dataDisk: _d, swapDisk, onConsole: _c, ...rest } = o;
-  const zeroSwap = swapDisk ? new Uint8Array(swapDisk.byteLength) : undefined;
-  const { guest, device } = await bootWithDevice({ ...rest, ...(scratch ? { store: scratch } : {}), ...(zeroSwap ? { swapDisk: zeroSwap } : {}), name: `${o.name}-snapshot` }, undefined, () => {});
+  // A pristine copy of this run's swap image: init swaps it on; a later run's fresh image of the
+  // same size is then equivalent (snapshot.ts diskPickupCommand).
+  const freshSwap = swapDisk ? swapDisk.slice() : undefined;
+  const { guest, device } = await bootWithDevice({ ...rest, ...(scratch ? { store: scratch } : {}), ...(freshSwap ? { swapDisk: freshSwap } : {}), name: `${o.name}-snapshot` }, undefined, () => {});
   try {
+    if (freshSwap) await guest.runChecked(SNAPSHOT_SWAP_CHECK, { timeoutMs: o.bootTimeoutMs });
     const state = await guest.saveState();
     return { state, kernelRelease: guest.kernelRelease };
   } finally {

@@ -69,7 +69,7 @@ export interface GuestRestore {
    * kernel already uses its disks (then dataDisk and swapDisk must be the disks saved with it).
    */
   pickUpDisks: boolean;
-  /** With pickUpDisks: the disks the snapshot was taken with (zero disks of this run's sizes); the others are rescanned. */
+  /** With pickUpDisks: the disks the snapshot's kernel already uses (snapshot.ts diskPickupCommand); the others are rescanned. */
   knownDisks?: { data: boolean; swap: boolean };
 }
 
@@ -158,8 +158,9 @@ export class Guest implements Disposable {
       if (opts.restore) {
         guest.kernelRelease = opts.restore.kernelRelease;
         const disks = { data: Boolean(opts.dataDisk), swap: Boolean(opts.swapDisk) };
-        if (opts.restore.pickUpDisks && (disks.data || disks.swap)) {
-          const r = await guest.run(diskPickupCommand(disks, opts.restore.knownDisks), { timeoutMs: opts.bootTimeoutMs ?? 120_000 });
+        const pickup = opts.restore.pickUpDisks ? diskPickupCommand(disks, opts.restore.knownDisks) : "";
+        if (pickup) {
+          const r = await guest.run(pickup, { timeoutMs: opts.bootTimeoutMs ?? 120_000 });
           if (r.exitCode !== 0) {
             throw new TmemuError("BOOT_FAILED", `${guest.name}: the guest started from the boot snapshot could not take up its disks`, `boot cold with --cold-boot; the guest said:\n${r.output.trim().split("\n").slice(-5).join("\n")}`);
           }

@@ -166,32 +166,39 @@ export function restoreMachineState(
 
 /**
  * Run in a guest restored from a boot snapshot once this run's disks are attached. `known` says
- * which of them the snapshot's kernel already has (the snapshot was taken with a zero disk of the
- * same size in that drive, which init found empty): its block cache still holds the zeros it read,
- * so it is dropped (blockdev --flushbufs) before use. The others are found by a libata rescan of
- * the primary channel (scsi host0: an EH reset and probe; the sd devices appear a little later).
- * Names follow probe order: a known swap disk (slave) is sda and a rescanned data disk (master)
- * sdb; with nothing known, master before slave. Then the disks are activated as
- * guest-images/init does at boot (ext4 on /data, read-only under tmemu.data=ro; swapon).
+ * which of them the snapshot's kernel already uses: a swap disk the snapshot was taken with (a
+ * fresh swap image of the same size, swapped on by init and holding no page, so this run's fresh
+ * image is equivalent: the kernel reads a slot only after writing it) needs nothing. The others are
+ * found by a libata rescan of the primary channel (scsi host0: an EH reset and probe; the sd devices
+ * appear a little later). Names follow probe order: a known swap disk (slave) is sda and a
+ * rescanned data disk (master) sdb; with nothing known, master before slave. Then the disks are
+ * activated as guest-images/init does at boot (ext4 on /data, read-only under tmemu.data=ro;
+ * swapon). An empty command: nothing to do.
  */
 export function diskPickupCommand(disks: { data: boolean; swap: boolean }, known: { data: boolean; swap: boolean } = { data: false, swap: false }): string {
+  if (known.data) throw new BugIndicatingError("snapshot: a boot snapshot never knows the data disk (its size follows the files)");
   const n = (disks.data ? 1 : 0) + (disks.swap ? 1 : 0);
-  const swapDev = disks.swap ? (known.swap || !disks.data ? "sda" : "sdb") : "";
-  const dataDev = disks.data ? (known.swap && disks.swap ? "sdb" : "sda") : "";
   const lines: string[] = [];
-  if ((disks.data && !known.data) || (disks.swap && !known.swap)) {
+  if (disks.data) {
+    const dataDev = known.swap && disks.swap ? "sdb" : "sda";
     lines.push(
       "echo '- - -' >/sys/class/scsi_host/host0/scan",
       `i=0; while [ $(ls /dev/sd? 2>/dev/null | wc -l) -lt ${n} ] && [ $i -lt 1000 ]; do usleep 5000; i=$((i+1)); done`,
+      "mode=rw; if grep -q 'tmemu.data=ro' /proc/cmdline; then mode=ro; fi",
+      `mount -t ext4 -o "$mode" /dev/${dataDev} /data`,
     );
   }
-  if (disks.data) {
-    if (known.data) lines.push(`blockdev --flushbufs /dev/${dataDev}`);
-    lines.push("mode=rw; if grep -q 'tmemu.data=ro' /proc/cmdline; then mode=ro; fi", `mount -t ext4 -o "$mode" /dev/${dataDev} /data`);
-  }
-  if (disks.swap) {
-    if (known.swap) lines.push(`blockdev --flushbufs /dev/${swapDev}`);
-    lines.push(`swapon /dev/${swapDev}`);
+  if (disks.swap && !known.swap) {
+    if (!disks.data) {
+      lines.push(
+        "echo '- - -' >/sys/class/scsi_host/host0/scan",
+        `i=0; while [ $(ls /dev/sd? 2>/dev/null | wc -l) -lt 1 ] && [ $i -lt 1000 ]; do usleep 5000; i=$((i+1)); done`,
+      );
+    }
+    lines.push(`swapon /dev/${disks.data ? "sdb" : "sda"}`);
   }
   return lines.join(" &&\n");
 }
+
+/** Run in the guest just before a boot snapshot is taken: no page of it may sit on the swap disk. */
+export const SNAPSHOT_SWAP_CHECK = "swapoff /dev/sda && swapon /dev/sda && awk 'NR > 1 && $4 != 0 { bad = 1 } END { exit bad }' /proc/swaps";

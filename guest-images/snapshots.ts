@@ -26,7 +26,7 @@ export interface BootSnapshotOptions {
   kernelArgs: readonly string[];
   tmem: boolean;
   balloon: boolean;
-  /** Bytes of the swap disk the snapshot is taken with (a zero disk, so the kernel knows the drive); 0: none. */
+  /** Bytes of the swap disk the snapshot is taken with (a fresh swap image, swapped on); 0: none. */
   swapBytes: number;
 }
 
@@ -52,8 +52,11 @@ function v86Version(): string {
   }
 }
 
+/** How a boot snapshot is made (cli/snapshot-guest.ts); a change makes every cached one stale. */
+const SNAPSHOT_LAYOUT = 2;
+
 export function bootSnapshotKey(imagesKey: string, o: BootSnapshotOptions): string {
-  const text = JSON.stringify({ imagesKey, memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, tmem: o.tmem, balloon: o.balloon, swapBytes: o.swapBytes, v86: v86Version(), format: SNAPSHOT_FORMAT_VERSION });
+  const text = JSON.stringify({ layout: SNAPSHOT_LAYOUT, imagesKey, memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, tmem: o.tmem, balloon: o.balloon, swapBytes: o.swapBytes, v86: v86Version(), format: SNAPSHOT_FORMAT_VERSION });
   return createHash("sha256").update(text).digest("hex").slice(0, 24);
 }
 
