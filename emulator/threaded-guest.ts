@@ -127,8 +127,12 @@ export class ThreadedGuest implements GuestApi {
     g.served = trapServer().attach(g.slot, g.memory, g.handlers);
     const worker = new Worker(WORKER_ENTRY, { workerData: data, name: `tmemu guest ${g.name}` });
     g.worker = worker;
+    // The worker's Guest.boot has its own timeout; this one catches a worker that never answers.
+    const bootLimitMs = (opts.bootTimeoutMs ?? 120_000) + 60_000;
+    let bootTimer: ReturnType<typeof setTimeout> | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
+        bootTimer = setTimeout(() => reject(new TmemuError("BOOT_FAILED", `${g.name}: its worker thread did not finish booting in ${Math.round(bootLimitMs / 1000)} s`)), bootLimitMs);
         worker.on("message", (msg: FromWorker) => {
           if (msg.type === "booted") {
             g.kernelRelease = msg.kernelRelease;
@@ -153,8 +157,12 @@ export class ThreadedGuest implements GuestApi {
         });
       });
     } catch (err) {
+      // The worker will not answer a dispose request: stop it at once.
+      g.fail(err instanceof TmemuError ? err : new TmemuError("BOOT_FAILED", `${g.name}: ${String(err)}`));
       await g.dispose();
       throw err;
+    } finally {
+      clearTimeout(bootTimer);
     }
     g.lastBeat = Date.now();
     const hangMs = hangTimeoutMs ?? DEFAULT_HANG_TIMEOUT_MS;
