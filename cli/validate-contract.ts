@@ -136,9 +136,11 @@ export async function hostileSharedCheck(ctx: ContractCtx): Promise<Outcome> {
     const g = honest.guest;
     const before = await counters(g);
     const read1 = wrongFiles(await g.runChecked("md5sum /data/f*"), sums);
-    // 3. Garbage over the true pages, then the honest guest reads again, with its cache dropped.
-    const second = await attack();
+    // 3. The honest guest drops its page cache (its pages go to the pool), then garbage over the
+    //    true pages, then the honest guest reads again: every page it finds in the pool is whatever
+    //    the attack left there.
     await g.runChecked(DROP);
+    const second = await attack();
     const read2 = wrongFiles(await g.runChecked("md5sum /data/f*"), sums);
     const after = await counters(g);
     const hostileHost = store.clientMetrics(hostile.device!.clientId);
