@@ -23,8 +23,8 @@ import { packSparse, unpackSparse } from "../emulator/snapshot-file.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { imagesKeyOf } from "../guest-images/snapshots.ts";
-import { ClientChangeLog, handleKey, parseHandleKey, type HandleKey } from "../hypervisor/tmem/change-log.ts";
-import { clientStateHeader, importClientHeader, PAGE_RECORD_BYTES, readPageRecord, restorePage, writePageRecord, type ClientStateHeader } from "../hypervisor/tmem/client-state.ts";
+import { ClientChangeLog, parseHandleKey, type HandleKey } from "../hypervisor/tmem/change-log.ts";
+import { clientStateHeader, importClientHeader, PAGE_RECORD_BYTES, readPageRecord, restorePage, writePageRecord, type ClientStateHeader, type PageRecord } from "../hypervisor/tmem/client-state.ts";
 import type { TmemDevice } from "../hypervisor/tmem/device.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
@@ -43,6 +43,13 @@ export interface MigrationHello {
   tmem: boolean;
   kernelRelease: string;
   running?: { id: string; command: string };
+}
+
+/** What the sender adds to the hello: sizes and the client as the pre-copy starts, so the receiver prepares meanwhile. */
+interface HelloWire extends MigrationHello {
+  dataBytes: number;
+  swapBytes: number;
+  client: ClientStateHeader | null;
 }
 
 export interface MigrationFinal {
@@ -174,14 +181,21 @@ export async function migrateOut(
   });
   const reader = new MessageReader(socket);
   try {
-    let bytes = await send(socket, frame(MSG.HELLO, json(hello)));
     const { store, device } = g;
     const t0 = performance.now();
     let precopyPages = 0;
+    // From here on, what the guest changes is in the log; the pools and handles are as of now.
     const log = device && store ? new ClientChangeLog(device.handler) : undefined;
     try {
+      const sizes = g.guest.saveDisks();
+      const wire: HelloWire = {
+        ...hello,
+        dataBytes: sizes.data?.byteLength ?? 0,
+        swapBytes: sizes.swap?.byteLength ?? 0,
+        client: device && store ? clientStateHeader(store, device.clientId, device.handler.probed, 0) : null,
+      };
+      let bytes = await send(socket, frame(MSG.HELLO, json(wire)));
       if (device && store) {
-        // The handles to copy, as of now; what changes from here on is in the log.
         const keys: [number, number, number, number][] = [];
         store.forEachPersistentPage(device.clientId, (pool, lo, hi, index) => keys.push([pool, lo, hi, index]));
         for (let i = 0; i < keys.length; i += PRECOPY_BATCH) {
@@ -290,81 +304,109 @@ export async function migrateCommand(flags: MigrateFlags): Promise<number> {
   };
   const hello = await reader.next();
   if (hello.type !== MSG.HELLO) return refuse(new TmemuError("BAD_SNAPSHOT", "migration: the sender did not start with HELLO"));
-  const h = JSON.parse(hello.payload.toString("utf8")) as MigrationHello;
+  const h = JSON.parse(hello.payload.toString("utf8")) as HelloWire;
   if (h.imagesKey !== imagesKey) {
     return refuse(new TmemuError("BAD_SNAPSHOT", `migration: the guest runs other guest images (key ${h.imagesKey}; here ${imagesKey})`, "migrate between tmemu processes of the same checkout and images"));
   }
-  const pages = new Map<HandleKey, Uint8Array>();
-  let received = 0;
+  // Prepare while the pages come: the emulator, the device and its client (filled page by page);
+  // the machine state and the disks' contents arrive with FINAL.
+  const store = h.tmem ? new TmemStore({ budgetMib: flags.storeMib ?? h.memoryMib }) : undefined;
+  const dataDisk = h.dataBytes ? new Uint8Array(h.dataBytes) : undefined;
+  const swapDisk = h.swapBytes ? new Uint8Array(h.swapBytes) : undefined;
+  let machineArrived: (m: Uint8Array) => void = () => {};
+  let machineFailed: (e: Error) => void = () => {};
+  const machine = new Promise<Uint8Array>((resolve, reject) => {
+    machineArrived = resolve;
+    machineFailed = reject;
+  });
+  let client: { store: TmemStore; id: number } | undefined;
+  const early: PageRecord[] = [];
+  const helloClient = h.client;
+  const startedP = startSavedGuest(
+    {
+      header: h,
+      machine,
+      ...(dataDisk ? { dataDisk } : {}),
+      ...(swapDisk ? { swapDisk } : {}),
+      ...(helloClient
+        ? {
+            importClient: (s: TmemStore, id: number) => {
+              importClientHeader(s, id, helloClient);
+              client = { store: s, id };
+              for (const r of early.splice(0)) restorePage(s, id, r);
+              return helloClient.probed;
+            },
+          }
+        : {}),
+    },
+    { images, imagesKey, name: "guest", store, bootTimeoutMs: flags.timeoutS * 1000 },
+  );
+  startedP.catch(() => undefined); // awaited after FINAL
+  let received = 5 + hello.payload.byteLength;
   for (;;) {
     const m = await reader.next();
     received += 5 + m.payload.byteLength;
     if (m.type === MSG.PAGES) {
       for (let at = 0; at < m.payload.byteLength; at += PAGE_RECORD_BYTES) {
         const r = readPageRecord(m.payload, at);
-        pages.set(handleKey(r.poolId, r.lo, r.hi, r.index), r.page);
+        if (client) restorePage(client.store, client.id, r);
+        else early.push(r);
       }
       continue;
     }
-    if (m.type !== MSG.FINAL) return refuse(new TmemuError("BAD_SNAPSHOT", `migration: unexpected message ${m.type}`));
-    const tFinal = performance.now();
-    const p = m.payload;
-    const jlen = p.readUInt32LE(0);
-    const final = JSON.parse(p.subarray(4, 4 + jlen).toString("utf8")) as MigrationFinal;
-    let at = 4 + jlen;
-    const part = (n: number) => {
-      const out = new Uint8Array(p.buffer, p.byteOffset + at, n);
-      at += n;
-      return out;
-    };
-    const machine = part(final.machine);
-    const dataDisk = final.dataDisk ? unpackSparse(part(final.dataDisk), "migration") : undefined;
-    const swapDisk = final.swapDisk ? unpackSparse(part(final.swapDisk), "migration") : undefined;
-    // The log: drop what the guest flushed or changed, then take the pages as they are now.
-    if (final.poolsChanged) pages.clear();
-    if (final.flushedObjects.length) {
-      const objects = new Set(final.flushedObjects);
-      for (const key of pages.keys()) {
-        const { pool, lo, hi } = parseHandleKey(key);
-        if (objects.has(`${pool}:${lo}:${hi}`)) pages.delete(key);
-      }
+    if (m.type !== MSG.FINAL) {
+      machineFailed(new TmemuError("BAD_SNAPSHOT", `migration: unexpected message ${m.type}`));
+      return refuse(new TmemuError("BAD_SNAPSHOT", `migration: unexpected message ${m.type}`));
     }
-    for (const key of final.gone) pages.delete(key);
-    for (let i = 0; i < final.pages; i++) {
-      const r = readPageRecord(p, at + i * PAGE_RECORD_BYTES);
-      pages.set(handleKey(r.poolId, r.lo, r.hi, r.index), r.page);
+    const tFinal = performance.now();
+    try {
+      const p = m.payload;
+      const jlen = p.readUInt32LE(0);
+      const final = JSON.parse(p.subarray(4, 4 + jlen).toString("utf8")) as MigrationFinal;
+      let at = 4 + jlen;
+      const part = (n: number) => {
+        const out = new Uint8Array(p.buffer, p.byteOffset + at, n);
+        at += n;
+        return out;
+      };
+      const state = part(final.machine);
+      if (dataDisk) dataDisk.set(unpackSparse(part(final.dataDisk), "migration"));
+      if (swapDisk) swapDisk.set(unpackSparse(part(final.swapDisk), "migration"));
+      if (client && final.client) {
+        // The log: what the guest changed while its pages were copied.
+        const { store: s, id } = client;
+        if (final.poolsChanged) {
+          s.resetClient(id);
+          importClientHeader(s, id, final.client);
+        } else {
+          for (const o of final.flushedObjects) {
+            const { pool, lo, hi } = parseHandleKey(`${o}:0`);
+            s.flushObject(id, pool, lo, hi);
+          }
+          for (const key of final.gone) {
+            const { pool, lo, hi, index } = parseHandleKey(key);
+            s.flushPage(id, pool, lo, hi, index);
+          }
+          s.setWeight(id, final.client.weight);
+          s.setPersistentAllowance(id, final.client.persistentAllowancePages ?? undefined);
+        }
+        for (let i = 0; i < final.pages; i++) restorePage(s, id, readPageRecord(p, at + i * PAGE_RECORD_BYTES));
+        if (final.client.frozen) s.freeze(id);
+        else s.thaw(id);
+      }
+      machineArrived(state);
+    } catch (err) {
+      machineFailed(err as Error);
+      throw err;
     }
     const tApplied = performance.now();
-    const client = final.client;
-    const store = h.tmem ? new TmemStore({ budgetMib: flags.storeMib ?? h.memoryMib }) : undefined;
-    const started = await startSavedGuest(
-      {
-        header: h,
-        machine,
-        ...(dataDisk ? { dataDisk } : {}),
-        ...(swapDisk ? { swapDisk } : {}),
-        ...(client
-          ? {
-              importClient: (s: TmemStore, clientId: number) => {
-                importClientHeader(s, clientId, client);
-                const persistent = new Set(client.pools.filter((x) => x.persistent).map((x) => x.id));
-                for (const [key, page] of pages) {
-                  const { pool, lo, hi, index } = parseHandleKey(key);
-                  if (persistent.has(pool)) restorePage(s, clientId, { poolId: pool, lo, hi, index, page });
-                }
-                return client.probed;
-              },
-            }
-          : {}),
-      },
-      { images, imagesKey, name: "guest", store, bootTimeoutMs: flags.timeoutS * 1000 },
-    );
-    const resumedMs = performance.now() - tFinal;
+    const started = await startedP;
     const appliedMs = tApplied - tFinal;
+    const resumedMs = performance.now() - tFinal;
     await send(socket, frame(MSG.ACK, json({ resumedMs })));
     socket.end();
     process.stderr.write(
-      `tmemu: the guest arrived: ${(received / 2 ** 20).toFixed(1)} MiB received, ${started.persistentPages} persistent tmem pages; running here ${resumedMs.toFixed(0)} ms after the final message arrived (disks and log applied in ${appliedMs.toFixed(0)} ms, then the guest started with its client)\n`,
+      `tmemu: the guest arrived: ${(received / 2 ** 20).toFixed(1)} MiB received, ${started.persistentPages} persistent tmem pages; running here ${resumedMs.toFixed(0)} ms after the final message arrived (disks and log applied in ${appliedMs.toFixed(0)} ms, then the machine state restored; emulator and client were made during the pre-copy)\n`,
     );
     try {
       if (!h.running) {

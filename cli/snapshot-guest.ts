@@ -176,10 +176,16 @@ export interface RestoredGuest extends StartedGuest {
 /** What a restore needs besides the images: from a file (restoreGuest) or a migration (cli/migrate.ts). */
 export interface SavedGuestParts {
   header: Pick<SnapshotHeader, "memoryMib" | "kernelArgs" | "balloon" | "kernelRelease">;
-  machine: Uint8Array;
+  /** A promise when it is still on its way (a migration): the emulator is made meanwhile. */
+  machine: Uint8Array | Promise<Uint8Array>;
+  /** Used in place: a migration fills them before `machine` resolves. */
   dataDisk?: Uint8Array;
   swapDisk?: Uint8Array;
-  /** Fills the new (empty) client before the vCPU runs; returns whether the saved kernel had probed. Absent: the kernel must re-probe. */
+  /**
+   * Fills the new (empty) client as soon as its device exists (before the machine state is
+   * restored and the vCPU runs); returns whether the saved kernel had probed. Absent: the kernel
+   * must re-probe.
+   */
   importClient?: (store: TmemStore, clientId: number) => boolean;
 }
 
@@ -209,12 +215,12 @@ export async function startSavedGuest(
     (d) => {
       if (parts.importClient && o.store) {
         d.handler.restoreProbed(parts.importClient(o.store, d.clientId));
-        persistentPages = o.store.clientMetrics(d.clientId).pagesPersistent;
       } else {
         d.requireReprobe(); // saved without tmem state: the kernel must start over
       }
     },
   );
+  if (device && o.store) persistentPages = o.store.clientMetrics(device.clientId).pagesPersistent;
   return { guest, device, start: "restored", persistentPages, dispose: () => disposeBoth(guest, device) };
 }
 

@@ -61,7 +61,8 @@ export interface GuestBootOptions {
 
 /** A machine state to start from, as Guest.saveState took it (without the disks' contents). */
 export interface GuestRestore {
-  state: Uint8Array;
+  /** A promise: the emulator is constructed (and beforeStart runs) while the state is still on its way (a migration). */
+  state: Uint8Array | Promise<Uint8Array>;
   kernelRelease: string;
   /**
    * The state is a boot snapshot taken before any disk was used: the guest takes up this run's
@@ -133,14 +134,14 @@ export class Guest implements Disposable {
     const guest = new Guest(emulator, opts);
     try {
       await new Promise<void>((resolve, reject) => {
-        emulator.add_listener("emulator-loaded", () => {
+        emulator.add_listener("emulator-loaded", async () => {
           try {
             guest.attach(Boolean(hda), Boolean(opts.swapDisk));
             const keep: Record<DriveName, boolean> = { master: Boolean(opts.dataDisk), slave: Boolean(opts.swapDisk) };
             const drives = snapshotable ? prepareDrives(emulator, keep) : undefined;
             opts.beforeStart?.(guest);
             if (opts.restore && drives) {
-              restoreMachineState(emulator, opts.restore.state, drives, {
+              restoreMachineState(emulator, await opts.restore.state, drives, {
                 ...(opts.dataDisk && hdaBuffer ? { master: hdaBuffer } : {}),
                 ...(opts.swapDisk && hdbBuffer ? { slave: hdbBuffer } : {}),
               });
