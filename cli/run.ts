@@ -26,6 +26,7 @@ import { delta, type TmemGuestStats, type VmStats } from "../hypervisor/guest/st
 import { MemoryHost } from "../hypervisor/host.ts";
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
 import { StoreDensityTracker, type StoreDensityJson, type StoreMetricsJson } from "../hypervisor/tmem/metrics.ts";
+import { Ext4PageVerifier } from "../hypervisor/tmem/shared-verify.ts";
 import { TmemStore, type DedupMode } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import { md5sumListing, writeFileSet } from "../workloads/files.ts";
@@ -241,6 +242,8 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     ...(opts.store?.compression !== undefined ? { compression: opts.store.compression } : {}),
     ...(opts.store?.dedup !== undefined ? { dedup: opts.store.dedup } : {}),
   });
+  // The shared pool of the data image holds only what the image holds (tmem_abi.h: verified shared pools).
+  if (dataDisk) store.verifySharedPuts(uuid, new Ext4PageVerifier(dataDisk));
   const density = new StoreDensityTracker();
   const host = new MemoryHost(budgetMib, policy, store);
   const tmem = opts.tmem ?? true;
