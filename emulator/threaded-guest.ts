@@ -115,8 +115,10 @@ export class ThreadedGuest implements GuestApi {
     const g = new ThreadedGuest(opts);
     const { beforeStart, hangTimeoutMs, ...rest } = opts;
     beforeStart?.(g);
+    // A machine state may come as a promise (a migration still arriving): it crosses as bytes.
+    const boot = rest.restore ? { ...rest, restore: { ...rest.restore, state: await rest.restore.state } } : rest;
     const data: WorkerData = {
-      boot: workerBootOptions(rest),
+      boot: workerBootOptions(boot),
       traps: [...g.handlers.keys()],
       early: g.early ?? [],
       slot: g.slot,

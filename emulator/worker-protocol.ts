@@ -112,6 +112,9 @@ export function workerBootOptions(opts: GuestBootOptions): WorkerBootOptions {
   const { onConsole: _onConsole, beforeStart: _beforeStart, ...rest } = opts;
   for (const [k, v] of Object.entries(rest)) {
     if (typeof v === "function") throw new TypeError(`boot option ${k} is a function: a threaded guest cannot take it (add it to the split in worker-protocol.ts)`);
+    if (v instanceof Promise || (k === "restore" && (v as { state?: unknown } | undefined)?.state instanceof Promise)) {
+      throw new TypeError(`boot option ${k} holds a promise: resolve it before it crosses to the worker (ThreadedGuest.boot does for restore.state)`);
+    }
   }
   return rest;
 }

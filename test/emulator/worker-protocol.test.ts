@@ -20,6 +20,7 @@ describe("worker protocol", () => {
     expect(Object.keys(opts).sort()).toEqual(["images", "kernelArgs", "memoryMib", "name"]);
     expect(() => structuredClone(opts)).not.toThrow();
     expect(() => workerBootOptions({ images, memoryMib: 128, ...({ onSomething: () => undefined } as object) })).toThrow(/onSomething is a function/);
+    expect(() => workerBootOptions({ images, memoryMib: 128, restore: { state: Promise.resolve(new Uint8Array(1)), kernelRelease: "6.1", pickUpDisks: false } })).toThrow(/restore holds a promise/);
   });
 
   it("forwards calls and sends that are distinct Guest methods", () => {
