@@ -26,7 +26,7 @@ describe("boot snapshot", () => {
     mkdirSync(files, { recursive: true });
     writeFileSync(join(files, "hello"), "hello from the data disk\n");
     await tmemu(["boot", "--swap-mib", "32", "--cmd", "true"]); // makes the snapshot for these options if missing (the data disk is not in its key)
-    const r = await tmemu(["boot", "--files", files, "--swap-mib", "32", "--stats", "--cmd", "cat /data/hello; grep -c /dev/sdb /proc/swaps"]);
+    const r = await tmemu(["boot", "--files", files, "--swap-mib", "32", "--stats", "--cmd", "cat /data/hello; grep -c partition /proc/swaps"]);
     expect(r.stderr).toMatch(/tmemu: started from the cached boot snapshot/);
     expect(r.stdout).toBe("hello from the data disk\n1\n");
     expect(r.code).toBe(0);
