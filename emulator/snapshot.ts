@@ -25,31 +25,7 @@
  */
 import type { V86 } from "v86";
 import { BugIndicatingError } from "../hypervisor/errors.ts";
-
-/** The part of v86's IDE drive (X) and its SyncBuffer (z) that a restore must put back. */
-interface V86IdeDriveInternals {
-  buffer: V86SyncBuffer | null;
-  is_atapi: boolean;
-  drive_connected: boolean | V86SyncBuffer | null;
-  sector_count: number;
-  cylinder_count: number;
-  head_count: number;
-  sectors_per_track: number;
-}
-
-interface V86SyncBuffer {
-  buffer: ArrayBuffer;
-  byteLength: number;
-  get_state(): unknown[];
-}
-
-interface V86MachineInternals {
-  v86?: {
-    save_state(): ArrayBuffer;
-    restore_state(state: ArrayBuffer): void;
-    cpu?: { devices?: { ide?: { primary?: { master: V86IdeDriveInternals; slave: V86IdeDriveInternals } } } };
-  };
-}
+import { machineOf, type V86IdeDriveInternals, type V86SyncBuffer } from "./v86-internals.ts";
 
 export type DriveName = "master" | "slave";
 export const DRIVES: readonly DriveName[] = ["master", "slave"];
@@ -61,14 +37,6 @@ interface DriveConstruction {
   cylinder_count: number;
   head_count: number;
   sectors_per_track: number;
-}
-
-function machineOf(emulator: V86): NonNullable<V86MachineInternals["v86"]> {
-  const m = (emulator as unknown as V86MachineInternals).v86;
-  if (!m || typeof m.save_state !== "function" || typeof m.restore_state !== "function") {
-    throw new BugIndicatingError("v86 save_state/restore_state not found: this v86 is not the one tmemu was written for (0.5.462)");
-  }
-  return m;
 }
 
 function primaryOf(emulator: V86): { master: V86IdeDriveInternals; slave: V86IdeDriveInternals } {

@@ -110,3 +110,38 @@ export function registerFile(cpu: V86Cpu): () => Int32Array {
     return view;
   };
 }
+
+/**
+ * What snapshots (emulator/snapshot.ts) need of v86: the machine's save_state / restore_state, and
+ * the part of an IDE drive (X) and of its SyncBuffer (z) that a restore must put back (the X
+ * constructor computes the geometry from the disk).
+ */
+export interface V86IdeDriveInternals {
+  buffer: V86SyncBuffer | null;
+  is_atapi: boolean;
+  drive_connected: boolean | V86SyncBuffer | null;
+  sector_count: number;
+  cylinder_count: number;
+  head_count: number;
+  sectors_per_track: number;
+}
+
+export interface V86SyncBuffer {
+  buffer: ArrayBuffer;
+  byteLength: number;
+  get_state(): unknown[];
+}
+
+export interface V86Machine {
+  save_state(): ArrayBuffer;
+  restore_state(state: ArrayBuffer): void;
+  cpu?: { devices?: { ide?: { primary?: { master: V86IdeDriveInternals; slave: V86IdeDriveInternals } } } };
+}
+
+export function machineOf(emulator: V86): V86Machine {
+  const m = (emulator as unknown as { v86?: V86Machine }).v86;
+  if (!m || typeof m.save_state !== "function" || typeof m.restore_state !== "function") {
+    throw new BugIndicatingError("v86 save_state/restore_state not found: this v86 is not the one tmemu was written for (0.5.462)");
+  }
+  return m;
+}
