@@ -65,13 +65,20 @@ const WORKER_ENTRY = new URL("./guest-worker-boot.mjs", import.meta.url);
  */
 export const TRAP_SPIN_US = 0;
 
+/** Microseconds the main thread sleeps on the doorbell after answering (TrapServer.syncWaitUs). */
+export const TRAP_SYNC_WAIT_US = 200;
+
+function envMicroseconds(name: string, fallback: number): number {
+  const env = process.env[name];
+  const us = env === undefined || env === "" ? fallback : Number(env);
+  if (!(us >= 0 && us <= 1_000_000)) throw new TmemuError("USAGE", `${name}=${env} is not a number of microseconds (0-1000000)`, "unset it, or give e.g. 50");
+  return us;
+}
+
 /** One server answers the traps of every threaded guest of this process (one doorbell). */
 let sharedServer: TrapServer | undefined;
 export function trapServer(): TrapServer {
-  const env = process.env["TMEMU_TRAP_SPIN_US"];
-  const us = env === undefined || env === "" ? TRAP_SPIN_US : Number(env);
-  if (!(us >= 0 && us <= 1_000_000)) throw new TmemuError("USAGE", `TMEMU_TRAP_SPIN_US=${env} is not a number of microseconds (0-1000000)`, "unset it, or give e.g. 50");
-  sharedServer ??= new TrapServer(undefined, us);
+  sharedServer ??= new TrapServer(undefined, envMicroseconds("TMEMU_TRAP_SPIN_US", TRAP_SPIN_US), envMicroseconds("TMEMU_TRAP_SYNC_WAIT_US", TRAP_SYNC_WAIT_US));
   return sharedServer;
 }
 

@@ -33,6 +33,8 @@ const REG_NAMES = ["eax", "ebx", "ecx", "edx", "esi", "edi"] as const;
 
 /** Spins on the answer this many times before sleeping (a short handler answers within them). */
 const SPIN_BEFORE_WAIT = 64;
+/** The most the main thread serves traps in one turn of its event loop. */
+const SERVE_SLICE_MS = 10;
 /** Atomics.wait slice: the guest thread wakes this often while the main thread is busy. */
 const WAIT_SLICE_MS = 1000;
 
@@ -171,6 +173,12 @@ export class TrapServer {
      * hypercalls rings again within microseconds, and a wake-up through the event loop costs tens.
      */
     private readonly spinAfterServeUs = 0,
+    /**
+     * After answering, sleep on the doorbell in this thread (Atomics.wait: a futex, no CPU) this
+     * long before going back to the event loop: the next trap of a burst is then answered after a
+     * futex wake-up instead of a turn of the event loop. Bounded by SERVE_SLICE_MS per turn.
+     */
+    private readonly syncWaitUs = 0,
   ) {
     this.bell = new Int32Array(doorbell);
   }
@@ -226,12 +234,22 @@ export class TrapServer {
   private async loop(): Promise<void> {
     const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync.bind(Atomics);
     try {
+      let turn = performance.now();
       while (this.slots.size > 0) {
         const seen = Atomics.load(this.bell, 0);
-        if (this.serveOnce() > 0 && this.spinAfterServeUs > 0 && this.spinUntilRung(seen)) continue;
+        const served = this.serveOnce();
+        if (performance.now() - turn > SERVE_SLICE_MS) {
+          // a storm of traps must not starve the event loop (the memory host, messages, timers)
+          await new Promise((resolve) => setImmediate(resolve));
+          turn = performance.now();
+          continue;
+        }
+        if (served > 0 && this.spinAfterServeUs > 0 && this.spinUntilRung(seen)) continue;
+        if (served > 0 && this.syncWaitUs > 0 && Atomics.wait(this.bell, 0, seen, this.syncWaitUs / 1000) !== "timed-out") continue;
         if (Atomics.load(this.bell, 0) !== seen) continue;
         const w = waitAsync(this.bell, 0, seen, WAIT_SLICE_MS);
         if (w.async) await w.value;
+        turn = performance.now();
       }
     } finally {
       this.looping = false;

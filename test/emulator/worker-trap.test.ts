@@ -63,13 +63,13 @@ async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapSe
 }
 
 describe("port traps across threads", () => {
-  for (const [seed, spinUs] of [[1, 0], [2, 0], [3, 50]] as const) {
-    it(`answers a random tmem sequence as in one thread (seed ${seed}, server spins ${spinUs} µs)`, async () => {
+  for (const [seed, spinUs, syncWaitUs] of [[1, 0, 0], [2, 0, 200], [3, 50, 0]] as const) {
+    it(`answers a random tmem sequence as in one thread (seed ${seed}, server spins ${spinUs} µs, sleeps ${syncWaitUs} µs)`, async () => {
       const steps = randomSteps(seed, 600, FRAMES);
       const a = new TmemStore({ budgetFrames: 24 });
       const b = new TmemStore({ budgetFrames: 24 });
       const one = inThread(steps, a);
-      const two = await threaded(steps, b, new TrapServer(createDoorbell(), spinUs));
+      const two = await threaded(steps, b, new TrapServer(createDoorbell(), spinUs, syncWaitUs));
       expect(two.out).toEqual(one.out);
       expect(Buffer.compare(Buffer.from(two.ram), Buffer.from(one.ram))).toBe(0);
       expect(two.metrics).toEqual(one.metrics);
@@ -83,7 +83,7 @@ describe("port traps across threads", () => {
   it("serves two guests through one doorbell and one store, each its own pages", async () => {
     // A budget no sequence fills: no eviction, so sharing the store changes nothing a guest sees.
     const store = new TmemStore({ budgetFrames: 4096 });
-    const server = new TrapServer(createDoorbell());
+    const server = new TrapServer(createDoorbell(), 0, 200);
     const [x, y] = await Promise.all([threaded(randomSteps(7, 400, FRAMES), store, server), threaded(randomSteps(8, 400, FRAMES), store, server)]);
     const alone = [inThread(randomSteps(7, 400, FRAMES), new TmemStore({ budgetFrames: 4096 })), inThread(randomSteps(8, 400, FRAMES), new TmemStore({ budgetFrames: 4096 }))];
     for (const [t, s] of [[x, alone[0]!], [y, alone[1]!]] as const) {
