@@ -13,6 +13,7 @@
  * user-space program cannot include; test/integration checks them by use.
  */
 #include "nolibc.h"
+#include "parse.h"
 
 #define TMEM_NEW_POOL	1
 #define TMEM_PUT_PAGE	4
@@ -32,20 +33,6 @@ static void hcall(struct regs *r)
 		     : "+a"(r->eax), "+b"(r->ebx), "+c"(r->ecx), "+S"(r->esi), "+D"(r->edi)
 		     : "d"(port)
 		     : "memory");
-}
-
-static unsigned long num(const char *s)
-{
-	unsigned long v = 0;
-
-	if (s[0] == '0' && s[1] == 'x') {
-		for (s += 2; *s; s++)
-			v = v * 16 + (unsigned long)(*s <= '9' ? *s - '0' : (*s | 0x20) - 'a' + 10);
-		return v;
-	}
-	for (; *s; s++)
-		v = v * 10 + (unsigned long)(*s - '0');
-	return v;
 }
 
 /*
@@ -93,8 +80,8 @@ int main(int argc, char **argv)
 		printf("usage: hyperbench bare|echo|probe|putget PORT [N|VALUE]\n");
 		return 2;
 	}
-	port = (unsigned short)num(argv[2]);
-	n = argc > 3 ? num(argv[3]) : 1;
+	port = (unsigned short)parse_num(argv[2]);
+	n = argc > 3 ? parse_num(argv[3]) : 1;
 	if (my_syscall3(__NR_ioperm, port, 4, 1) != 0) {
 		printf("hyperbench: ioperm failed (not root?)\n");
 		return 2;

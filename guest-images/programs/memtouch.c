@@ -20,19 +20,10 @@
  */
 #include "nolibc.h"
 #include "parse.h"
+#include "mix.h"
 
 #define PAGE_SIZE	4096u
 #define WORDS		(PAGE_SIZE / 4)
-
-static unsigned int mix(unsigned int x)
-{
-	x ^= x >> 16;
-	x *= 0x7feb352du;
-	x ^= x >> 15;
-	x *= 0x846ca68bu;
-	x ^= x >> 16;
-	return x;
-}
 
 static unsigned int random_words = 1024;
 

@@ -23,6 +23,7 @@
  */
 #include "nolibc.h"
 #include "parse.h"
+#include "mix.h"
 
 #define PAGE_SIZE	4096u
 #define WORDS		(PAGE_SIZE / 4)
@@ -35,16 +36,6 @@
 static unsigned int buf[CHUNK_PAGES * WORDS];
 static char dents[4096];
 static unsigned long reports;
-
-static unsigned int mix(unsigned int x)
-{
-	x ^= x >> 16;
-	x *= 0x7feb352du;
-	x ^= x >> 15;
-	x *= 0x846ca68bu;
-	x ^= x >> 16;
-	return x;
-}
 
 /*
  * Whether @w (WORDS words read from the file) is page @page of file @file: the generator of

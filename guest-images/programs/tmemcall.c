@@ -23,6 +23,7 @@
  * /proc/self/pagemap (root only). Op numbers as in include/linux/tmem_abi.h.
  */
 #include "nolibc.h"
+#include "parse.h"
 
 #define TMEM_PORT		0x700
 #define TMEM_NEW_POOL		1
@@ -54,20 +55,6 @@ static int hcall(unsigned int eax, unsigned int ebx, unsigned int ecx, unsigned 
 		     : "d"((unsigned short)TMEM_PORT)
 		     : "memory");
 	return (int)r.eax;
-}
-
-static unsigned long num(const char *s)
-{
-	unsigned long v = 0;
-
-	if (s[0] == '0' && s[1] == 'x') {
-		for (s += 2; *s; s++)
-			v = v * 16 + (unsigned long)(*s <= '9' ? *s - '0' : (*s | 0x20) - 'a' + 10);
-		return v;
-	}
-	for (; *s; s++)
-		v = v * 10 + (unsigned long)(*s - '0');
-	return v;
 }
 
 static int hexval(char c)
@@ -264,7 +251,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	if (!strcmp(argv[1], "newpool") && argc >= 3) {
-		unsigned int flags = (unsigned int)num(argv[2]);
+		unsigned int flags = (unsigned int)parse_num(argv[2]);
 
 		if (argc >= 4 && uuid_words(argv[3], w)) {
 			printf("tmemcall: bad uuid %s\n", argv[3]);
@@ -274,20 +261,20 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "put") && argc >= 6) {
-		unsigned int pool = (unsigned int)num(argv[2]);
+		unsigned int pool = (unsigned int)parse_num(argv[2]);
 
-		memset(frames[0], (int)num(argv[5]), 4096);
-		printf("result=%d\n", hcall(TMEM_PUT_PAGE | pool << 8, (unsigned int)num(argv[3]), 0,
-					   (unsigned int)num(argv[4]), pfns[0]));
+		memset(frames[0], (int)parse_num(argv[5]), 4096);
+		printf("result=%d\n", hcall(TMEM_PUT_PAGE | pool << 8, (unsigned int)parse_num(argv[3]), 0,
+					   (unsigned int)parse_num(argv[4]), pfns[0]));
 		return 0;
 	}
 	if (!strcmp(argv[1], "get") && argc >= 5) {
-		unsigned int pool = (unsigned int)num(argv[2]);
+		unsigned int pool = (unsigned int)parse_num(argv[2]);
 		int ret, i, uniform = 1;
 
 		memset(frames[0], 0x5a, 4096);
-		ret = hcall(TMEM_GET_PAGE | pool << 8, (unsigned int)num(argv[3]), 0,
-			    (unsigned int)num(argv[4]), pfns[0]);
+		ret = hcall(TMEM_GET_PAGE | pool << 8, (unsigned int)parse_num(argv[3]), 0,
+			    (unsigned int)parse_num(argv[4]), pfns[0]);
 		for (i = 1; i < 4096; i++)
 			if (frames[0][i] != frames[0][0])
 				uniform = 0;
@@ -295,8 +282,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "hostile") && argc >= 6) {
-		unsigned long pages = num(argv[4]), i, hits = 0, eperm = 0, other = 0;
-		unsigned int ino = (unsigned int)num(argv[3]);
+		unsigned long pages = parse_num(argv[4]), i, hits = 0, eperm = 0, other = 0;
+		unsigned int ino = (unsigned int)parse_num(argv[3]);
 		int pool;
 
 		if (uuid_words(argv[2], w)) {
@@ -308,7 +295,7 @@ int main(int argc, char **argv)
 			printf("tmemcall: cannot join the shared pool: %d\n", pool);
 			return 1;
 		}
-		memset(frames[0], (int)num(argv[5]), 4096);
+		memset(frames[0], (int)parse_num(argv[5]), 4096);
 		for (i = 0; i < pages; i++) {
 			int ret = hcall(TMEM_PUT_PAGE | (unsigned int)pool << 8, ino, 0, (unsigned int)i, pfns[0]);
 
@@ -323,7 +310,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "fuzz") && argc >= 5)
-		return fuzz(num(argv[2]), num(argv[3]), (unsigned int)num(argv[4]) | 1);
+		return fuzz(parse_num(argv[2]), parse_num(argv[3]), (unsigned int)parse_num(argv[4]) | 1);
 	printf("tmemcall: bad arguments\n");
 	return 2;
 }
