@@ -13,7 +13,8 @@
  *   the disks of the file, and the client imported into a new client of `store` before the vCPU
  *   runs (no reset: the kernel's pool ids are valid again).
  */
-import { Guest, type GuestImages, type GuestRestore } from "../emulator/guest.ts";
+import type { Guest, GuestImages, GuestRestore } from "../emulator/guest.ts";
+import type { GuestApi } from "../emulator/threaded-guest.ts";
 import { SNAPSHOT_SWAP_CHECK } from "../emulator/snapshot.ts";
 import { packSparse, readSnapshotFile, unpackSparse, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
 import { ensureBootSnapshot, type BootSnapshotOptions } from "../guest-images/snapshots.ts";
@@ -21,30 +22,20 @@ import { encodeClientState, importClientState } from "../hypervisor/tmem/client-
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
 import { TmemStore, type CreateClientOptions } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
+import { bootTmemGuest, bootTmemGuestOn, type TmemGuest, type TmemGuestOptions } from "./tmem-guest.ts";
 
-export interface StartGuestOptions {
-  images: GuestImages;
+export interface StartGuestOptions extends Omit<TmemGuestOptions, "restore" | "snapshotable"> {
+  /** The images' identity (guest-images/snapshots.ts imagesKeyOf): the boot snapshot's cache key. */
   imagesKey: string;
-  name: string;
-  memoryMib: number;
-  kernelArgs: string[];
-  balloon: boolean;
-  dataDisk?: Uint8Array;
-  swapDisk?: Uint8Array;
-  /** The store the guest's tmem device uses; none: no tmem device. */
-  store?: TmemStore;
-  client?: CreateClientOptions;
+  /** Boot the kernel (no snapshot is read or made). */
   coldBoot: boolean;
-  bootTimeoutMs: number;
-  onConsole?: (text: string) => void;
 }
 
-export interface StartedGuest {
-  guest: Guest;
-  device: TmemDevice | undefined;
-  /** "cold", "snapshot" (from the cached boot snapshot), "made" (cold boot that made the snapshot, then a restore). */
-  start: "cold" | "snapshot" | "made" | "restored";
-  dispose(): Promise<void>;
+/** How a guest started: "cold", "snapshot" (from the cached boot snapshot), "made" (a cold boot made the snapshot, then a restore), "restored" (a save file or a migration). */
+export type GuestStart = "cold" | "snapshot" | "made" | "restored";
+
+export interface StartedGuest<G extends GuestApi = Guest> extends TmemGuest<G> {
+  start: GuestStart;
 }
 
 /**
@@ -52,80 +43,62 @@ export interface StartedGuest {
  * swapped on (after the restore this run's fresh image takes its place and nothing is left to do),
  * and with no data disk (its size follows the files: it is found by a rescan).
  */
-function bootSnapshotOptions(o: { memoryMib: number; kernelArgs: string[]; balloon: boolean; store?: TmemStore | undefined; swapDisk?: Uint8Array | undefined }): BootSnapshotOptions {
-  return { memoryMib: o.memoryMib, kernelArgs: o.kernelArgs, balloon: o.balloon, tmem: o.store !== undefined, swapBytes: o.swapDisk?.byteLength ?? 0 };
+function bootSnapshotOptions(o: StartGuestOptions): BootSnapshotOptions {
+  return { memoryMib: o.memoryMib, kernelArgs: o.kernelArgs ?? [], balloon: o.balloon ?? true, tmem: o.store !== undefined, swapBytes: o.swapDisk?.byteLength ?? 0 };
 }
 
-/** Boots with a tmem device on `store` (if any); `restore` starts from a machine state. */
-async function bootWithDevice(
-  o: StartGuestOptions,
-  restore: GuestRestore | undefined,
-  onDevice: (device: TmemDevice) => void,
-): Promise<{ guest: Guest; device: TmemDevice | undefined }> {
-  let device: TmemDevice | undefined;
-  try {
-    const guest = await Guest.boot({
-      images: o.images,
-      name: o.name,
-      memoryMib: o.memoryMib,
-      kernelArgs: o.kernelArgs,
-      balloon: o.balloon,
-      bootTimeoutMs: o.bootTimeoutMs,
-      snapshotable: true,
-      ...(o.dataDisk ? { dataDisk: o.dataDisk } : {}),
-      ...(o.swapDisk ? { swapDisk: o.swapDisk } : {}),
-      ...(o.onConsole ? { onConsole: o.onConsole } : {}),
-      ...(restore ? { restore } : {}),
-      beforeStart: (g) => {
-        if (o.store) {
-          device = new TmemDevice(o.store, g, o.name, o.client ?? {});
-          onDevice(device);
-        }
-      },
-    });
-    return { guest, device };
-  } catch (err) {
-    device?.dispose();
-    throw err;
-  }
-}
-
-/** Cold boots a guest with no disk and takes its state: what the boot-snapshot cache keeps. */
+/** Cold boots a guest (in this thread) with no disk and takes its state: what the boot-snapshot cache keeps. */
 async function makeBootSnapshot(o: StartGuestOptions): Promise<{ state: Uint8Array; kernelRelease: string }> {
-  const scratch = o.store ? new TmemStore({ budgetMib: 4 }) : undefined;
-  const { dataDisk: _d, swapDisk, onConsole: _c, ...rest } = o;
+  const { dataDisk: _d, swapDisk, onConsole: _c, onDevice: _o, client: _cl, store, imagesKey: _k, coldBoot: _cb, ...rest } = o;
+  const scratch = store ? new TmemStore({ budgetMib: 4 }) : undefined;
   // A pristine copy of this run's swap image: init swaps it on; a later run's fresh image of the
   // same size is then equivalent (snapshot.ts diskPickupCommand).
   const freshSwap = swapDisk ? swapDisk.slice() : undefined;
-  const { guest, device } = await bootWithDevice({ ...rest, ...(scratch ? { store: scratch } : {}), ...(freshSwap ? { swapDisk: freshSwap } : {}), name: `${o.name}-snapshot` }, undefined, () => {});
+  const tg = await bootTmemGuest({ ...rest, snapshotable: true, ...(scratch ? { store: scratch } : {}), ...(freshSwap ? { swapDisk: freshSwap } : {}), name: `${o.name}-snapshot` });
   try {
-    if (freshSwap) await guest.runChecked(SNAPSHOT_SWAP_CHECK, { timeoutMs: o.bootTimeoutMs });
-    const state = await guest.saveState();
-    return { state, kernelRelease: guest.kernelRelease };
+    if (freshSwap) await tg.guest.runChecked(SNAPSHOT_SWAP_CHECK, { timeoutMs: o.bootTimeoutMs ?? 120_000 });
+    const state = await tg.guest.saveState();
+    return { state, kernelRelease: tg.guest.kernelRelease };
   } finally {
-    await guest.dispose();
-    device?.dispose();
+    await tg.dispose();
   }
 }
 
-export async function startGuest(o: StartGuestOptions): Promise<StartedGuest> {
-  let start: StartedGuest["start"] = "cold";
+/**
+ * The one way a guest starts, cold or from the boot snapshot (see the header), whichever thread
+ * runs it: `boot` is tmem-guest.ts's bootTmemGuest (this thread) or bootTmemGuestOn (a worker).
+ */
+async function startWith<G extends GuestApi>(o: StartGuestOptions, boot: (opts: TmemGuestOptions) => Promise<TmemGuest<G>>): Promise<StartedGuest<G>> {
+  const { imagesKey: _k, coldBoot, onDevice, ...rest } = o;
+  let start: GuestStart = "cold";
   let restore: GuestRestore | undefined;
-  if (!o.coldBoot) {
+  if (!coldBoot) {
     const snap = await ensureBootSnapshot(o.imagesKey, bootSnapshotOptions(o), () => makeBootSnapshot(o));
     restore = { state: snap.state, kernelRelease: snap.kernelRelease, pickUpDisks: true, knownDisks: { data: false, swap: o.swapDisk !== undefined } };
     start = snap.made ? "made" : "snapshot";
   }
-  // A guest from the boot snapshot is a new client: its kernel must re-probe before any op.
-  const { guest, device } = await bootWithDevice(o, restore, (d) => {
-    if (restore) d.requireReprobe();
+  const tg = await boot({
+    ...rest,
+    snapshotable: true,
+    ...(restore ? { restore } : {}),
+    onDevice: (d) => {
+      // A guest from the boot snapshot is a new client: its kernel must re-probe before any op.
+      if (restore) d.requireReprobe();
+      onDevice?.(d);
+    },
   });
-  return { guest, device, start, dispose: () => disposeBoth(guest, device) };
+  return { ...tg, start };
 }
 
-async function disposeBoth(guest: Guest, device: TmemDevice | undefined): Promise<void> {
-  await guest.dispose();
-  device?.dispose();
+/** Starts a guest in this thread (tmemu boot). */
+export function startGuest(o: StartGuestOptions): Promise<StartedGuest> {
+  return startWith(o, bootTmemGuest);
+}
+
+/** Starts a guest in a worker thread of its own when `threads` is true (run, bench, validate). */
+export function startGuestOn(o: StartGuestOptions & { threads: boolean; hangTimeoutMs?: number }): Promise<StartedGuest<GuestApi>> {
+  const { threads, hangTimeoutMs, ...rest } = o;
+  return startWith(rest, (opts) => bootTmemGuestOn({ ...opts, threads, ...(hangTimeoutMs !== undefined ? { hangTimeoutMs } : {}) }));
 }
 
 export interface SaveInfo {
@@ -195,33 +168,29 @@ export async function startSavedGuest(
   o: { images: GuestImages; imagesKey: string; name: string; store: TmemStore | undefined; client?: CreateClientOptions; bootTimeoutMs: number; onConsole?: (text: string) => void },
 ): Promise<StartedGuest & { persistentPages: number }> {
   let persistentPages = 0;
-  const { guest, device } = await bootWithDevice(
-    {
-      images: o.images,
-      imagesKey: o.imagesKey,
-      name: o.name,
-      memoryMib: parts.header.memoryMib,
-      kernelArgs: parts.header.kernelArgs,
-      balloon: parts.header.balloon,
-      coldBoot: false,
-      bootTimeoutMs: o.bootTimeoutMs,
-      ...(parts.dataDisk ? { dataDisk: parts.dataDisk } : {}),
-      ...(parts.swapDisk ? { swapDisk: parts.swapDisk } : {}),
-      ...(o.store ? { store: o.store } : {}),
-      ...(o.client ? { client: o.client } : {}),
-      ...(o.onConsole ? { onConsole: o.onConsole } : {}),
-    },
-    { state: parts.machine, kernelRelease: parts.header.kernelRelease, pickUpDisks: false },
-    (d) => {
+  const tg = await bootTmemGuest({
+    images: o.images,
+    name: o.name,
+    memoryMib: parts.header.memoryMib,
+    kernelArgs: parts.header.kernelArgs,
+    balloon: parts.header.balloon,
+    bootTimeoutMs: o.bootTimeoutMs,
+    restore: { state: parts.machine, kernelRelease: parts.header.kernelRelease, pickUpDisks: false },
+    ...(parts.dataDisk ? { dataDisk: parts.dataDisk } : {}),
+    ...(parts.swapDisk ? { swapDisk: parts.swapDisk } : {}),
+    ...(o.store ? { store: o.store } : {}),
+    ...(o.client ? { client: o.client } : {}),
+    ...(o.onConsole ? { onConsole: o.onConsole } : {}),
+    onDevice: (d) => {
       if (parts.importClient && o.store) {
         d.handler.restoreProbed(parts.importClient(o.store, d.clientId));
       } else {
         d.requireReprobe(); // saved without tmem state: the kernel must start over
       }
     },
-  );
-  if (device && o.store) persistentPages = o.store.clientMetrics(device.clientId).pagesPersistent;
-  return { guest, device, start: "restored", persistentPages, dispose: () => disposeBoth(guest, device) };
+  });
+  if (tg.device && o.store) persistentPages = o.store.clientMetrics(tg.device.clientId).pagesPersistent;
+  return { ...tg, start: "restored", persistentPages };
 }
 
 /** Reads, checks and restores a saved guest (see the header). */

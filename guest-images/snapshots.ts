@@ -6,9 +6,10 @@
  * The key hashes everything the state depends on: the images' keys (kernel and initramfs stage
  * keys and the BIOS build; a changed patch, config or program gives new images and so a new
  * snapshot, and the old file is never read again), memory size, kernel arguments, the balloon and
- * tmem devices, the v86 version and the file format version. A file that fails its checks (cut
- * short by a crash, damaged) is deleted and made again. Making one is a cold boot done under a lock
- * (lock.ts), so two processes make it once.
+ * tmem devices, the swap disk's size, the v86 version and the file format version. A file that fails
+ * its checks (cut short by a crash, damaged) is deleted and made again. Making one is a cold boot done
+ * under a lock (lock.ts), so two processes make it once; calls of one process at once share one read
+ * or make.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
@@ -99,6 +100,22 @@ export async function ensureBootSnapshot(
   root = cacheRoot(),
 ): Promise<BootSnapshot> {
   const path = bootSnapshotPath(imagesKey, o, root);
+  // Guests of one run start at once: the first call reads or makes the snapshot, the others of
+  // this process share its answer (made: false for them) instead of queueing on the file lock.
+  const inFlight = pending.get(path);
+  if (inFlight) return { ...(await inFlight), made: false };
+  const p = readOrMake(path, imagesKey, o, make, root);
+  pending.set(path, p);
+  try {
+    return await p;
+  } finally {
+    pending.delete(path);
+  }
+}
+
+const pending = new Map<string, Promise<BootSnapshot>>();
+
+async function readOrMake(path: string, imagesKey: string, o: BootSnapshotOptions, make: () => Promise<{ state: Uint8Array; kernelRelease: string }>, root: string): Promise<BootSnapshot> {
   const cached = readBootSnapshot(path, imagesKey, o);
   if (cached) return cached;
   mkdirSync(join(root, "snapshots"), { recursive: true });

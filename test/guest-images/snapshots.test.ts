@@ -62,4 +62,16 @@ describe("ensureBootSnapshot", () => {
     expect(again.made).toBe(true);
     expect([...again.state]).toEqual([made, 2, 3]);
   });
+
+  it("guests starting at once make it once, and only one of them is told it made it", async () => {
+    const before = made;
+    const slowMake = async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      return make();
+    };
+    const all = await Promise.all(Array.from({ length: 4 }, () => ensureBootSnapshot("c.c.c", O, slowMake, root)));
+    expect(made).toBe(before + 1);
+    expect(all.filter((s) => s.made)).toHaveLength(1);
+    for (const s of all) expect([...s.state]).toEqual([made, 2, 3]);
+  });
 });
