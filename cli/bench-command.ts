@@ -13,6 +13,7 @@ import { formatBenchTable, invalidRunsText, type BenchDocument } from "./bench-r
 import { benchChartSvg, renderPng } from "./chart.ts";
 import { measureMemTotalMib, runGuests } from "./run.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { imagesKeyOf } from "../guest-images/snapshots.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { checkOutputDirFlag, checkOutputFileFlag, versionChoice, type VersionFlags } from "./options.ts";
 import { checkUiFlags, LiveUi, type UiFlags } from "./ui/live.ts";
@@ -32,6 +33,8 @@ export interface BenchFlags extends VersionFlags, UiFlags {
   dedup?: DedupMode;
   /** --threads on|off (default on). */
   threads?: ThreadsMode;
+  /** --cold-boot: boot every guest instead of starting it from the boot snapshot. */
+  coldBoot?: boolean;
   json?: string;
   out?: string;
 }
@@ -76,7 +79,10 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
   process.once("SIGINT", onSigint);
   let doc: BenchDocument;
   // One set of images for every run of this invocation, resolved before the first.
-  const images = loadGuestImages(await ensureImages({ progress: new StderrProgress(), ...versions }));
+  const set = await ensureImages({ progress: new StderrProgress(), ...versions });
+  const images = loadGuestImages(set);
+  // Every guest starts from the boot snapshot of its options (made by the first guest that needs it) unless --cold-boot.
+  const from = { imagesKey: imagesKeyOf(set), ...(flags.coldBoot ? { coldBoot: true } : {}) };
   try {
     doc = await runBench(
       {
@@ -101,11 +107,11 @@ export async function benchCommand(flags: BenchFlags, argv: readonly string[] = 
       },
       {
         run: async (options) => {
-          const summary = await runGuests({ ...options, images, ...ui?.runHooks(options) });
+          const summary = await runGuests({ ...options, images, ...from, ...ui?.runHooks(options) });
           ui?.runEnded(summary);
           return summary;
         },
-        probe: (memoryMib) => measureMemTotalMib(images, memoryMib) },
+        probe: (memoryMib) => measureMemTotalMib(images, memoryMib, from) },
     );
   } catch (err) {
     await ui?.close();

@@ -1,5 +1,6 @@
 /** `tmemu run`: flags to RunOptions, the live table on the terminal, Ctrl-C, the summary. */
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { imagesKeyOf } from "../guest-images/snapshots.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { createMemoryPolicy } from "../hypervisor/scheduler/policy.ts";
 import type { DedupMode } from "../hypervisor/tmem/store.ts";
@@ -28,6 +29,8 @@ export interface RunFlags extends VersionFlags, UiFlags {
   kernelArgs?: string;
   /** --threads on|off (default on). */
   threads?: ThreadsMode;
+  /** --cold-boot: boot every guest instead of starting it from the boot snapshot. */
+  coldBoot?: boolean;
   json?: string;
 }
 
@@ -56,9 +59,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const tty = Boolean(process.stderr.isTTY);
   let lastLines = 0;
   try {
-    const images = loadGuestImages(await ensureImages({ progress: new StderrProgress(), ...versions }));
+    const set = await ensureImages({ progress: new StderrProgress(), ...versions });
     const summary = await runGuests({
-      images,
+      images: loadGuestImages(set),
+      imagesKey: imagesKeyOf(set),
+      ...(flags.coldBoot ? { coldBoot: true } : {}),
       guests: flags.guests,
       memoryMib: flags.memoryMib,
       ...(flags.budgetMib !== undefined ? { budgetMib: flags.budgetMib } : {}),

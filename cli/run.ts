@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import type { GuestImages } from "../emulator/guest.ts";
 import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
+import { imagesKeyOf } from "../guest-images/snapshots.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { delta, type TmemGuestStats, type VmStats } from "../hypervisor/guest/stats.ts";
 import { MemoryHost } from "../hypervisor/host.ts";
@@ -33,7 +34,8 @@ import { md5sumListing, writeFileSet } from "../workloads/files.ts";
 import { judgeWorkload, planWorkload, REASON_INTERRUPTED, REASON_NOT_STARTED, REASON_UNFINISHED, type WorkloadEnd, type WorkloadPlan } from "../workloads/builtin.ts";
 import { TimelineRecorder, type PolicyEvent, type RunTimeline, type TimelineSample } from "./ui/timeline.ts";
 import type { GuestApi } from "../emulator/threaded-guest.ts";
-import { bootTmemGuest, bootTmemGuestOn, guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest as AnyTmemGuest } from "./tmem-guest.ts";
+import { startGuest, startGuestOn, type GuestStart, type StartedGuest } from "./snapshot-guest.ts";
+import { guestMemTotalMib, guestTmemStats, guestVmstat, hostedGuest, oomKills, type TmemGuest as AnyTmemGuest } from "./tmem-guest.ts";
 
 type TmemGuest = AnyTmemGuest<GuestApi>;
 
@@ -65,6 +67,14 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Boot these images instead of resolving them (bench: every run on the same images). */
   images?: GuestImages;
+  /**
+   * The identity of `images` (guest-images/snapshots.ts imagesKeyOf), the boot snapshot's cache
+   * key: with it every guest starts from the boot snapshot; without it (images given, key not)
+   * they boot cold. Found by runGuests when it resolves the images itself.
+   */
+  imagesKey?: string;
+  /** Boot every guest cold, never from the boot snapshot (--cold-boot). */
+  coldBoot?: boolean;
   /** MemTotal of a guest of memoryMib, MiB, when already known (bench probes once, apart); else a probe guest is booted. */
   guestRamMib?: number;
   /** Called once per tick with every guest and the store, and the policy's changes of that tick (live page, cli/ui/). */
@@ -91,6 +101,8 @@ export interface GuestStoreCounters {
 export interface GuestSummary {
   name: string;
   ramMib: number;
+  /** How the guest started: a cold boot, from the boot snapshot, or the cold boot that made the snapshot and a restore (absent in summaries from before snapshots). */
+  start?: GuestStart;
   exitCode: number | null;
   seconds: number | null;
   /** How the workload command ended (workloads/builtin.ts WorkloadEnd). */
@@ -178,19 +190,29 @@ const WINDOW_LEVELS = "levels at the end of the window: tmem.pagesEphemeral, tme
 
 const memTotalCache = new WeakMap<GuestImages, Map<number, number>>();
 
+/** How guests start: from the boot snapshot of the images named `imagesKey`, unless `coldBoot` (or no key). */
+export interface StartFrom {
+  imagesKey?: string;
+  coldBoot?: boolean;
+}
+
+function startOptions(from: StartFrom): { imagesKey: string; coldBoot: boolean } {
+  return { imagesKey: from.imagesKey ?? "", coldBoot: from.coldBoot === true || from.imagesKey === undefined };
+}
+
 /** Guest RAM as Linux reports it for a given --memory-mib: boots one guest and asks (once per images and size). */
-export async function measureMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
+export async function measureMemTotalMib(images: GuestImages, memoryMib: number, from: StartFrom = {}): Promise<number> {
   const cached = memTotalCache.get(images)?.get(memoryMib);
   if (cached !== undefined) return cached;
-  const mib = await probeMemTotalMib(images, memoryMib);
+  const mib = await probeMemTotalMib(images, memoryMib, from);
   const sizes = memTotalCache.get(images) ?? new Map<number, number>();
   sizes.set(memoryMib, mib);
   memTotalCache.set(images, sizes);
   return mib;
 }
 
-async function probeMemTotalMib(images: GuestImages, memoryMib: number): Promise<number> {
-  const probe = await bootTmemGuest({ images, name: "probe", memoryMib, balloon: false });
+async function probeMemTotalMib(images: GuestImages, memoryMib: number, from: StartFrom): Promise<number> {
+  const probe = await startGuest({ images, name: "probe", memoryMib, balloon: false, ...startOptions(from) });
   try {
     return await guestMemTotalMib(probe.guest);
   } finally {
@@ -206,7 +228,14 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
   const policy = createMemoryPolicy(opts.policy);
   const guestConfigs = Array.from({ length: opts.guests }, (_, i) => ({ name: `g${i}`, ramMib: opts.memoryMib }));
   const storeFrames = policy.maxStoreBudgetFrames(budgetMib, guestConfigs);
-  const images = opts.images ?? loadGuestImages(await ensureImages({ progress: new StderrProgress() }));
+  let images = opts.images;
+  let imagesKey = opts.imagesKey;
+  if (!images) {
+    const set = await ensureImages({ progress: new StderrProgress() });
+    images = loadGuestImages(set);
+    imagesKey = imagesKeyOf(set);
+  }
+  const from: StartFrom = { ...(imagesKey !== undefined ? { imagesKey } : {}), ...(opts.coldBoot ? { coldBoot: true } : {}) };
 
   let plan: WorkloadPlan | undefined;
   let dataDisk: Uint8Array | undefined;
@@ -219,7 +248,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     if (ramMib === undefined) {
       const w0 = Date.now();
       const cpu0 = process.cpuUsage();
-      ramMib = await measureMemTotalMib(images, opts.memoryMib);
+      ramMib = await measureMemTotalMib(images, opts.memoryMib, from);
       const cpu = process.cpuUsage(cpu0);
       setup = { what: "MemTotal probe: one guest booted to read MemTotal (sizes the workload)", seconds: (Date.now() - w0) / 1000, hostCpuSeconds: (cpu.user + cpu.system) / 1e6 };
     }
@@ -248,12 +277,13 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
   const host = new MemoryHost(budgetMib, policy, store);
   const tmem = opts.tmem ?? true;
   log(`[tmemu] booting ${opts.guests} guests of ${opts.memoryMib} MiB, budget ${budgetMib} MiB, policy ${policy.name}`);
-  const booted: TmemGuest[] = [];
+  const booted: StartedGuest<GuestApi>[] = [];
   try {
     const results = await Promise.allSettled(
       guestConfigs.map((g) =>
-        bootTmemGuestOn({
+        startGuestOn({
           threads: opts.threads ?? true,
+          ...startOptions(from),
           images,
           name: g.name,
           memoryMib: g.ramMib,
@@ -391,6 +421,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       guests.push({
         name: tg.guest.name,
         ramMib: tg.guest.memoryMib,
+        start: tg.start,
         exitCode: o.exitCode,
         seconds: o.seconds,
         status: o.end,
@@ -545,6 +576,8 @@ export function storeDataLine(m: StoreMetricsJson): string {
 
 const STOPPED_TEXT: Record<RunStop, string> = { finished: "", duration: " (STOPPED at --duration-s)", interrupted: " (INTERRUPTED)" };
 
+const START_TEXT: Record<GuestStart, string> = { cold: "cold boot", snapshot: "from the boot snapshot", made: "cold boot that made the boot snapshot, then from it", restored: "restored" };
+
 export function formatSummary(s: RunSummary): string {
   const widths = [6, 5, 8, 9, 4, 10, 9, 9, 9, 8];
   const lines = [
@@ -560,6 +593,7 @@ export function formatSummary(s: RunSummary): string {
     );
   }
   const t = s.totals;
+  if (s.guests.some((g) => g.start)) lines.push(`guests started: ${s.guests.map((g) => `${g.name} ${START_TEXT[g.start ?? "cold"]}`).join(", ")}`);
   lines.push(
     `counters: ${s.window.from} to ${s.window.to} (${s.window.seconds.toFixed(1)} s)${s.setup ? `; setup apart: ${s.setup.what}, ${s.setup.seconds.toFixed(1)} s, host CPU ${s.setup.hostCpuSeconds.toFixed(1)} s` : ""}`,
     `total: disk sectors ${t.diskSectors} (data read ${t.dataSectorsRead}, swap read ${t.swapSectorsRead}, swap written ${t.swapSectorsWritten}), mismatches ${t.mismatches}, OOM kills ${t.oomKills}, slowest guest ${t.slowestGuestS?.toFixed(1) ?? "-"} s, all done after ${t.completionS?.toFixed(1) ?? "-"} s`,
