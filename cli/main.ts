@@ -147,6 +147,7 @@ export function buildProgram(): Command {
       .addOption(new Option("--only <checks...>", "run only these checks").choices([...CHECK_NAMES]))
       .option("--json <file>", "also write the report as JSON")
       .addOption(new Option("--fuzz-seconds <s>", "how long the fuzz check fires hypercalls").default(DEFAULT_FUZZ_SECONDS).argParser(intOption("--fuzz-seconds", 1, 86400)))
+      .option("--cold-boot", "boot every check's guests cold (by default all but inert's start from the cached boot snapshot)")
   ).action(async (flags) => {
     process.exitCode = await validateCommand(flags);
   });

@@ -10,6 +10,7 @@ export interface ValidateFlags extends VersionFlags {
   only?: CheckName[];
   json?: string;
   fuzzSeconds?: number;
+  coldBoot?: boolean;
 }
 
 export async function validateCommand(flags: ValidateFlags): Promise<number> {
@@ -24,6 +25,7 @@ export async function validateCommand(flags: ValidateFlags): Promise<number> {
     ...(flags.patches ? { patchesDir: flags.patches } : {}),
     ...(flags.only ? { only: flags.only } : {}),
     ...(flags.fuzzSeconds !== undefined ? { fuzzSeconds: flags.fuzzSeconds } : {}),
+    ...(flags.coldBoot ? { coldBoot: true } : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(formatReport(report));

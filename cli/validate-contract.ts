@@ -34,14 +34,22 @@ import { INJECT_FAULT_ENV } from "../hypervisor/tmem/hypercall.ts";
 import { Ext4PageVerifier } from "../hypervisor/tmem/shared-verify.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { seededBytes } from "../workloads/files.ts";
-import { bootTmemGuest, guestMemTotalMib, type TmemGuest } from "./tmem-guest.ts";
+import { startGuest, type StartGuestOptions, type StartedGuest } from "./snapshot-guest.ts";
+import { guestMemTotalMib, type TmemGuest } from "./tmem-guest.ts";
 
 export interface ContractCtx {
   images: GuestImages;
   memoryMib: number;
+  /** How the checks' guests start (snapshot-guest.ts): from the boot snapshot unless coldBoot; the checks of the boot path itself boot cold whatever this says. */
+  start: { imagesKey: string; coldBoot: boolean };
   /** How long the fuzz check's guest fires hypercalls. */
   fuzzSeconds: number;
   log: (line: string) => void;
+}
+
+/** A check's guest, started as ctx.start says (cold, or from the boot snapshot of its options). */
+export function startCheckGuest(ctx: Pick<ContractCtx, "start">, o: Omit<StartGuestOptions, "imagesKey" | "coldBoot">): Promise<StartedGuest> {
+  return startGuest({ ...o, ...ctx.start });
 }
 
 export type Outcome = { pass: boolean; reason: string; numbers: Record<string, number | string> };
@@ -96,7 +104,7 @@ export async function hostileSharedCheck(ctx: ContractCtx): Promise<Outcome> {
   const verifier = new Ext4PageVerifier(image);
   store.verifySharedPuts(uuid, verifier);
   const boot = (name: string) =>
-    bootTmemGuest({
+    startCheckGuest(ctx, {
       images: ctx.images,
       name,
       memoryMib: ctx.memoryMib,
@@ -174,7 +182,7 @@ export async function hostileSharedCheck(ctx: ContractCtx): Promise<Outcome> {
 export async function reprobeCheck(ctx: ContractCtx): Promise<Outcome> {
   const { dir, sums } = fileFolder("tmemu-reprobe-", 2, 2, 41);
   const store = new TmemStore({ budgetMib: 4 * ctx.memoryMib });
-  const tg = await bootTmemGuest({
+  const tg = await startCheckGuest(ctx, {
     images: ctx.images,
     name: "reprobe",
     memoryMib: ctx.memoryMib,
@@ -236,7 +244,7 @@ export async function reprobeCheck(ctx: ContractCtx): Promise<Outcome> {
 export async function refusedPutCheck(ctx: ContractCtx): Promise<Outcome> {
   const { dir, sums } = fileFolder("tmemu-refused-", 1, 4, 51);
   const store = new TmemStore({ budgetMib: 64 });
-  const tg = await bootTmemGuest({ images: ctx.images, name: "refused-put", memoryMib: ctx.memoryMib, store, dataDisk: makeDataDisk({ fromDir: dir, sizeMib: 32 }) });
+  const tg = await startCheckGuest(ctx, { images: ctx.images, name: "refused-put", memoryMib: ctx.memoryMib, store, dataDisk: makeDataDisk({ fromDir: dir, sizeMib: 32 }) });
   rmSync(dir, { recursive: true, force: true });
   try {
     const g = tg.guest;
@@ -292,7 +300,7 @@ export async function lostPersistentCheck(ctx: ContractCtx): Promise<Outcome> {
   process.env[INJECT_FAULT_ENV] = "lose-persistent";
   let tg: TmemGuest;
   try {
-    tg = await bootTmemGuest({ images: ctx.images, name: "lost-persistent", memoryMib: ctx.memoryMib, store, swapDisk: makeSwapImage(ctx.memoryMib * 3) });
+    tg = await startCheckGuest(ctx, { images: ctx.images, name: "lost-persistent", memoryMib: ctx.memoryMib, store, swapDisk: makeSwapImage(ctx.memoryMib * 3) });
   } finally {
     if (previous === undefined) delete process.env[INJECT_FAULT_ENV];
     else process.env[INJECT_FAULT_ENV] = previous;
@@ -335,7 +343,7 @@ export async function fuzzCheck(ctx: ContractCtx): Promise<Outcome> {
   store.verifySharedPuts(uuid, new Ext4PageVerifier(image));
   const empty0 = storeEmpty(store);
   const boot = (name: string, swap: boolean) =>
-    bootTmemGuest({
+    startCheckGuest(ctx, {
       images: ctx.images,
       name,
       memoryMib: ctx.memoryMib,

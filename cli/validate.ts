@@ -32,6 +32,7 @@ import { join } from "node:path";
 import type { Guest, GuestImages } from "../emulator/guest.ts";
 import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages, type VersionChoice } from "../guest-images/index.ts";
+import { imagesKeyOf } from "../guest-images/snapshots.ts";
 import { StderrProgress } from "../guest-images/progress.ts";
 import { delta, type TmemGuestStats } from "../hypervisor/guest/stats.ts";
 import type { TmemErrorName } from "../hypervisor/tmem/abi.ts";
@@ -40,7 +41,7 @@ import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { md5sumListing, seededBytes, writeFileSet } from "../workloads/files.ts";
 import { bootTmemGuest, guestMemTotalMib, guestTmemStats, guestVmstat, type TmemGuest } from "./tmem-guest.ts";
 import { qemuInertBoot } from "./qemu-inert.ts";
-import { fuzzCheck, hostileSharedCheck, lostPersistentCheck, portWritesWithoutDevice, refusedPutCheck, reprobeCheck } from "./validate-contract.ts";
+import { fuzzCheck, hostileSharedCheck, lostPersistentCheck, portWritesWithoutDevice, refusedPutCheck, reprobeCheck, startCheckGuest } from "./validate-contract.ts";
 
 export interface CheckResult {
   name: string;
@@ -52,6 +53,8 @@ export interface CheckResult {
 }
 
 export interface ValidateOptions {
+  /** Boot every check's guests cold (--cold-boot); by default all but inert's start from the boot snapshot. */
+  coldBoot?: boolean;
   patchesDir?: string;
   /** --kernel-version / --versions: the package versions to build from. */
   versions?: VersionChoice;
@@ -72,6 +75,13 @@ export type CheckName = (typeof CHECK_NAMES)[number];
 interface Ctx {
   images: GuestImages;
   memoryMib: number;
+  /**
+   * See ContractCtx.start. Cold whatever this says: inert (the boot path without a device) and the
+   * checks whose host and guest tmem counters must agree over the guest's whole life (swap,
+   * swap-store-full, cleancache, coherence): a guest from the boot snapshot has counters from the
+   * snapshot's boot (another client) and one TMEM_E_RESET answer for its re-probe handshake.
+   */
+  start: { imagesKey: string; coldBoot: boolean };
   fuzzSeconds: number;
   log: (line: string) => void;
 }
@@ -231,7 +241,7 @@ async function swapCheck(ctx: Ctx, storeMib: number, expectRefusals: boolean): P
 }
 
 async function cleancacheCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds">> {
-  const probe = await bootTmemGuest({ images: ctx.images, name: "probe", memoryMib: ctx.memoryMib });
+  const probe = await startCheckGuest(ctx, { images: ctx.images, name: "probe", memoryMib: ctx.memoryMib });
   const ramMib = await guestMemTotalMib(probe.guest).finally(() => probe.dispose());
   const setMib = 2 * ramMib;
   const dir = mkdtempSync(join(tmpdir(), "tmemu-files-"));
@@ -451,6 +461,7 @@ async function inertCheck(ctx: Ctx): Promise<Omit<CheckResult, "name" | "seconds
   const blob = randomBytes(4 * MIB);
   writeFileSync(join(dir, "blob"), blob);
   const want = createHash("md5").update(blob).digest("hex");
+  // The boot path itself (no device: the kernel must not probe blindly at boot): always a cold boot.
   const tg = await bootTmemGuest({ images: ctx.images, name: "inert", memoryMib: ctx.memoryMib, swapDisk: makeSwapImage(ctx.memoryMib * 3), dataDisk: makeDataDisk({ fromDir: dir }) });
   rmSync(dir, { recursive: true, force: true });
   try {
@@ -503,7 +514,7 @@ export async function validate(opts: ValidateOptions): Promise<{ results: CheckR
   const t0 = Date.now();
   const log = opts.log ?? (() => undefined);
   const set = await ensureImages({ progress: new StderrProgress(), ...opts.versions, ...(opts.patchesDir ? { patchesDir: opts.patchesDir } : {}) });
-  const ctx: Ctx = { images: loadGuestImages(set), memoryMib: opts.memoryMib, fuzzSeconds: opts.fuzzSeconds ?? DEFAULT_FUZZ_SECONDS, log };
+  const ctx: Ctx = { images: loadGuestImages(set), start: { imagesKey: imagesKeyOf(set), coldBoot: opts.coldBoot === true }, memoryMib: opts.memoryMib, fuzzSeconds: opts.fuzzSeconds ?? DEFAULT_FUZZ_SECONDS, log };
   const results: CheckResult[] = [];
   for (const name of CHECK_NAMES) {
     if (opts.only && !opts.only.includes(name)) continue;
