@@ -28,6 +28,10 @@ describe("tmemu run", () => {
     );
     expect(r1.valid).toBe(true);
     expect(r3.valid).toBe(true);
+    // Every guest started from the boot snapshot: r1's guest made it (or found it cached), and r3's
+    // guests (other count, other data disk, same options) found r1's: the key holds neither.
+    expect(["made", "snapshot"]).toContain(r1.guests[0]?.start);
+    expect(r3.guests.map((g) => g.start)).toEqual(["snapshot", "snapshot", "snapshot"]);
     expect(used1).toBeGreaterThan(8 * 256);
     expect(used3).toBeLessThan(used1 * 1.5);
     for (const g of r3.guests) {
@@ -46,6 +50,7 @@ describe("tmemu run", () => {
     const [g] = r.guests;
     process.stderr.write(`OOM run: ${JSON.stringify({ exitCode: g?.exitCode, reasons: g?.reasons, output: g?.output.slice(-200) })}\n`);
     expect(g).toMatchObject({ status: "finished", exitCode: 137, valid: false, mismatches: null });
+    expect(["made", "snapshot"]).toContain(g?.start);
     expect(g?.oomKills).toBeGreaterThan(0);
     expect(g?.reasons[0]).toMatch(/^OOM-killed \(\d+ kills?\)$/);
     expect(r.valid).toBe(false);
