@@ -83,4 +83,10 @@ describe("tmemu run's verdict", () => {
     expect(runExitCode(run([judged("g0", { output: MT_OK }), judged("g1", { end: "interrupted", exitCode: null })], stopped))).toBe(130);
     expect(runExitCode(run([judged("g0", { exitCode: 137, oomKills: 1 }), judged("g1", { end: "interrupted", exitCode: null })], stopped))).toBe(1);
   });
+
+  it("says how each guest started, and nothing for summaries from before snapshots", () => {
+    const text = formatSummary(run([guest({ name: "g0", start: "made" }), guest({ name: "g1", start: "snapshot" }), guest({ name: "g2", start: "cold" })]));
+    expect(text).toContain("guests started: g0 cold boot that made the boot snapshot, then from it, g1 from the boot snapshot, g2 cold boot\n");
+    expect(formatSummary(run([guest({ name: "g0" })]))).not.toContain("guests started");
+  });
 });
