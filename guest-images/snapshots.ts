@@ -9,10 +9,10 @@
  * tmem devices, the swap disk's size, the v86 version and the file format version. A file that fails
  * its checks (cut short by a crash, damaged) is deleted and made again. Making one is a cold boot done
  * under a lock (lock.ts), so two processes make it once; calls of one process at once share one read
- * or make.
+ * or make. The MAX_CACHED used last are kept.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { decodeSnapshot, SNAPSHOT_FORMAT_VERSION, writeSnapshotFile, type SnapshotHeader } from "../emulator/snapshot-file.ts";
@@ -77,6 +77,7 @@ export function readBootSnapshot(path: string, imagesKey: string, o: BootSnapsho
     const { header, sections } = decodeSnapshot(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, { kind: "boot", imagesKey, memoryMib: o.memoryMib, tmem: o.tmem });
     const state = sections["machine"];
     if (!state) return undefined;
+    touch(path);
     return { state, kernelRelease: header.kernelRelease, path, made: false };
   } catch (err) {
     if (!(err instanceof TmemuError)) throw err;
@@ -143,8 +144,22 @@ async function readOrMake(path: string, imagesKey: string, o: BootSnapshotOption
   }
 }
 
-/** Keeps the newest MAX_CACHED boot snapshots (each is 10-40 MB; old images' ones are dead weight). */
-const MAX_CACHED = 8;
+/**
+ * Keeps the MAX_CACHED boot snapshots used last (each is 10-40 MB; old images' ones are dead
+ * weight). One validate makes about 7 (one per check's options), a default run 2, a bench one per
+ * configuration and its probe: fewer would make them again and again.
+ */
+export const MAX_CACHED = 32;
+
+/** Marks a snapshot as used now (its mtime), for pruneSnapshots. */
+function touch(path: string): void {
+  try {
+    const now = new Date();
+    utimesSync(path, now, now);
+  } catch {
+    // removed meanwhile: it is made again when next needed
+  }
+}
 
 function pruneSnapshots(dir: string): void {
   const files = readdirSync(dir)

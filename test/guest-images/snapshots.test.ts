@@ -2,11 +2,11 @@
  * The boot-snapshot cache (guest-images/snapshots.ts): keyed by everything the state depends on,
  * made once, read back, and a damaged file made again (never restored).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
-import { join } from "node:path";
-import { bootSnapshotKey, ensureBootSnapshot, imagesKeyOf, type BootSnapshotOptions } from "../../guest-images/snapshots.ts";
+import { dirname, join } from "node:path";
+import { bootSnapshotKey, ensureBootSnapshot, imagesKeyOf, MAX_CACHED, type BootSnapshotOptions } from "../../guest-images/snapshots.ts";
 
 const O: BootSnapshotOptions = { memoryMib: 128, kernelArgs: [], tmem: true, balloon: true, swapBytes: 64 << 20 };
 
@@ -73,5 +73,16 @@ describe("ensureBootSnapshot", () => {
     expect(made).toBe(before + 1);
     expect(all.filter((s) => s.made)).toHaveLength(1);
     for (const s of all) expect([...s.state]).toEqual([made, 2, 3]);
+  });
+
+  it("keeps the snapshots used last: one read all along survives MAX_CACHED others made after it", async () => {
+    const keep = await ensureBootSnapshot("keep.b.c", O, make, root);
+    for (let i = 0; i < MAX_CACHED; i++) {
+      await ensureBootSnapshot(`other${i}.b.c`, O, make, root);
+      await new Promise((r) => setTimeout(r, 5)); // distinct mtimes
+      expect((await ensureBootSnapshot("keep.b.c", O, make, root)).made).toBe(false);
+    }
+    expect(existsSync(keep.path)).toBe(true);
+    expect(readdirSync(dirname(keep.path))).toHaveLength(MAX_CACHED);
   });
 });
