@@ -3,8 +3,9 @@
  * machine state, snapshot files), guest-images/snapshots.ts (the boot-snapshot cache) and
  * hypervisor/tmem (the device, the client's saved state).
  *
- * - `startGuest` boots a guest cold, or (the default) restores the cached boot snapshot and lets
- *   the guest take up this run's disks. A guest from the boot snapshot is a new tmem client: its
+ * - `startGuest` (this thread: boot, validate) and `startGuestOn` (a worker thread per guest, or
+ *   this thread with threads off: run, bench) boot a guest cold, or (the default) restore the cached
+ *   boot snapshot and let the guest take up this run's disks; both go through tmem-guest.ts's boot. A guest from the boot snapshot is a new tmem client: its
  *   device is put into "reset pending" (tmem_abi.h, PROBE and reset) before its vCPU runs, so its
  *   kernel learns at its first op that its pools are gone and probes and re-creates them.
  * - `saveGuest` writes one file (emulator/snapshot-file.ts, kind "save"): the machine state, the
