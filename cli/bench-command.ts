@@ -31,7 +31,7 @@ export interface BenchFlags extends VersionFlags, UiFlags {
   configs?: BenchConfigName[];
   /** The store's dedup mode in the tmem configurations (not tmem-raw). */
   dedup?: DedupMode;
-  /** --threads on|off (default on). */
+  /** --threads on|off (default off). */
   threads?: ThreadsMode;
   /** --cold-boot: boot every guest instead of starting it from the boot snapshot. */
   coldBoot?: boolean;

@@ -164,7 +164,7 @@ export interface BenchOptions {
   configs?: readonly BenchConfigName[];
   /** The store's dedup mode in the configurations that keep the default store (default "client"). */
   dedup?: DedupMode;
-  /** Guests in worker threads (runGuests' default: true); false: every guest in the main thread. */
+  /** Guests in worker threads; false (runGuests' default): every guest in the main thread. */
   threads?: boolean;
   /** The command line, for the report and the chart's title. */
   commandLine: string;

@@ -27,7 +27,7 @@ export interface RunFlags extends VersionFlags, UiFlags {
   compression?: boolean;
   dedup?: DedupMode;
   kernelArgs?: string;
-  /** --threads on|off (default on). */
+  /** --threads on|off (default off). */
   threads?: ThreadsMode;
   /** --cold-boot: boot every guest instead of starting it from the boot snapshot. */
   coldBoot?: boolean;

@@ -56,7 +56,7 @@ export interface RunOptions {
   kernelArgs?: string[];
   /** Attach the tmem device (default true). */
   tmem?: boolean;
-  /** Each guest's vCPU in a worker thread of its own (default true); false: every guest in this thread. */
+  /** Each guest's vCPU in a worker thread of its own; false (the default): every guest in this thread. */
   threads?: boolean;
   /** The store's compression (default on) and dedup mode (default "client"). */
   store?: { compression?: boolean; dedup?: DedupMode };
@@ -282,7 +282,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const results = await Promise.allSettled(
       guestConfigs.map((g) =>
         startGuestOn({
-          threads: opts.threads ?? true,
+          threads: opts.threads ?? false,
           ...startOptions(from),
           images,
           name: g.name,
@@ -463,7 +463,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
       seed: opts.seed,
       guests,
       store: store.metrics(),
-      threads: opts.threads ?? true,
+      threads: opts.threads ?? false,
       storeDensity: density.toJson(),
       budgetMib,
       memoryMib: opts.memoryMib,

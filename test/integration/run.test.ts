@@ -20,7 +20,8 @@ describe("tmemu run", () => {
     const files = mkdtempSync(join(tmpdir(), "tmemu-share-"));
     writeFileSet(files, "set", SET_MIB, 4, 5);
     const r1 = await runGuests({ guests: 1, memoryMib: 128, budgetMib: 128 + 256, policy: "static", cmd, files, seed: 1 });
-    const r3 = await runGuests({ guests: 3, memoryMib: 128, budgetMib: 3 * 128 + 256, policy: "static", cmd, files, seed: 1 });
+    // The 3 guests run in worker threads (--threads on), so the threaded path is checked end to end.
+    const r3 = await runGuests({ guests: 3, memoryMib: 128, budgetMib: 3 * 128 + 256, policy: "static", cmd, files, seed: 1, threads: true });
     const used1 = r1.store.pagesEphemeral;
     const used3 = r3.store.pagesEphemeral;
     process.stderr.write(
@@ -28,6 +29,8 @@ describe("tmemu run", () => {
     );
     expect(r1.valid).toBe(true);
     expect(r3.valid).toBe(true);
+    expect(r1.threads).toBe(false);
+    expect(r3.threads).toBe(true);
     // Every guest started from the boot snapshot: r1's guest made it (or found it cached), and r3's
     // guests (other count, other data disk, same options) found r1's: the key holds neither.
     expect(["made", "snapshot"]).toContain(r1.guests[0]?.start);
