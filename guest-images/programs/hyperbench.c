@@ -14,6 +14,7 @@
  */
 #include "nolibc.h"
 #include "parse.h"
+#include "pagemap.h"
 
 #define TMEM_NEW_POOL	1
 #define TMEM_PUT_PAGE	4
@@ -54,21 +55,6 @@ static void report(const char *what, unsigned long calls, unsigned long us)
 	unsigned long rate = ms > 0 ? calls * 1000 / ms : 0;
 
 	printf("hyperbench: %s calls=%lu us=%lu rate=%lu\n", what, calls, us, rate);
-}
-
-/* The frame number of the page at addr, from /proc/self/pagemap (bits 0-54, present bit 63). */
-static unsigned int pfn_of(void *addr)
-{
-	unsigned int entry[2] = { 0, 0 };
-	int fd = open("/proc/self/pagemap", O_RDONLY, 0);
-
-	if (fd < 0)
-		return 0;
-	lseek(fd, (off_t)((unsigned long)addr / 4096 * 8), SEEK_SET);
-	if (read(fd, entry, 8) != 8 || !(entry[1] & 0x80000000u))
-		entry[0] = 0;
-	close(fd);
-	return entry[0];
 }
 
 int main(int argc, char **argv)

@@ -24,6 +24,7 @@
  */
 #include "nolibc.h"
 #include "parse.h"
+#include "pagemap.h"
 
 #define TMEM_PORT		0x700
 #define TMEM_NEW_POOL		1
@@ -85,21 +86,6 @@ static int uuid_words(const char *s, unsigned int w[4])
 		s++;
 	}
 	return n == 32 ? 0 : -1;
-}
-
-/* The frame number of the page at addr, from /proc/self/pagemap (bits 0-54, present bit 63). */
-static unsigned int pfn_of(void *addr)
-{
-	unsigned int entry[2] = { 0, 0 };
-	int fd = open("/proc/self/pagemap", O_RDONLY, 0);
-
-	if (fd < 0)
-		return 0;
-	lseek(fd, (off_t)((unsigned long)addr / 4096 * 8), SEEK_SET);
-	if (read(fd, entry, 8) != 8 || !(entry[1] & 0x80000000u))
-		entry[0] = 0;
-	close(fd);
-	return entry[0];
 }
 
 static int map_frames(void)
