@@ -52,6 +52,20 @@ export function startCheckGuest(ctx: Pick<ContractCtx, "start">, o: Omit<StartGu
   return startGuest({ ...o, ...ctx.start });
 }
 
+/** A guest that mounts `image` read-only, its cleancache pool shared under `uuid` (authorised on `store`). */
+function sharedImageGuest(ctx: ContractCtx, store: TmemStore, image: Uint8Array, uuid: string, name: string, swap: boolean): Promise<StartedGuest> {
+  return startCheckGuest(ctx, {
+    images: ctx.images,
+    name,
+    memoryMib: ctx.memoryMib,
+    store,
+    dataDisk: image,
+    kernelArgs: ["tmemu.data=ro"],
+    ...(swap ? { swapDisk: makeSwapImage(ctx.memoryMib * 3) } : {}),
+    onDevice: (d) => store.authorizeShared(d.clientId, uuid),
+  });
+}
+
 export type Outcome = { pass: boolean; reason: string; numbers: Record<string, number | string> };
 
 const MIB = 1024 * 1024;
@@ -103,16 +117,7 @@ export async function hostileSharedCheck(ctx: ContractCtx): Promise<Outcome> {
   const store = new TmemStore({ budgetMib: 64 });
   const verifier = new Ext4PageVerifier(image);
   store.verifySharedPuts(uuid, verifier);
-  const boot = (name: string) =>
-    startCheckGuest(ctx, {
-      images: ctx.images,
-      name,
-      memoryMib: ctx.memoryMib,
-      store,
-      dataDisk: image,
-      kernelArgs: ["tmemu.data=ro"],
-      onDevice: (d) => store.authorizeShared(d.clientId, uuid),
-    });
+  const boot = (name: string) => sharedImageGuest(ctx, store, image, uuid, name, false);
   const hostile = await boot("hostile");
   let honest: TmemGuest | undefined;
   try {
@@ -342,17 +347,7 @@ export async function fuzzCheck(ctx: ContractCtx): Promise<Outcome> {
   const store = new TmemStore({ budgetMib: 2 * ctx.memoryMib });
   store.verifySharedPuts(uuid, new Ext4PageVerifier(image));
   const empty0 = storeEmpty(store);
-  const boot = (name: string, swap: boolean) =>
-    startCheckGuest(ctx, {
-      images: ctx.images,
-      name,
-      memoryMib: ctx.memoryMib,
-      store,
-      dataDisk: image,
-      kernelArgs: ["tmemu.data=ro"],
-      ...(swap ? { swapDisk: makeSwapImage(ctx.memoryMib * 3) } : {}),
-      onDevice: (d) => store.authorizeShared(d.clientId, uuid),
-    });
+  const boot = (name: string, swap: boolean) => sharedImageGuest(ctx, store, image, uuid, name, swap);
   const honest = await boot("honest", true);
   let fuzzer: TmemGuest | undefined;
   let fuzzed = { calls: 0, ok: 0, eperm: 0, errors: 0, survived: false };
