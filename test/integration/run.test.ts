@@ -40,10 +40,15 @@ describe("tmemu run", () => {
     for (const g of r3.guests) {
       // After drop_caches the second read finds the set in the pool: hits for most of its pages ...
       expect(g.tmem?.getHits ?? 0).toBeGreaterThan(0.8 * SET_MIB * 256);
-      // ... and the disk is read about once, not twice (the window starts with the workload: boot reads are not counted).
-      expect(g.dataSectorsRead).toBeGreaterThan(0.9 * SET_MIB * SECTORS_PER_MIB);
+      // ... and no guest reads the disk twice (the window starts with the workload: boot reads are not counted).
       expect(g.dataSectorsRead).toBeLessThan(1.3 * SET_MIB * SECTORS_PER_MIB);
     }
+    // The set came from the disk at least once in all. Not once per guest: the guests run in
+    // parallel threads, so a guest still in its first read can already find pages in the pool
+    // that a faster guest put there after its drop_caches (seen on a quiet machine: 81,936 of
+    // 98,304 sectors).
+    const sectors3 = r3.guests.reduce((sum, g) => sum + g.dataSectorsRead, 0);
+    expect(sectors3).toBeGreaterThan(0.9 * SET_MIB * SECTORS_PER_MIB);
   });
 
   it("calls an OOM-killed workload invalid: the kill, the exit code, no mismatch count, exit 1", { timeout: 600_000 }, async () => {

@@ -46,7 +46,9 @@ describe("save and restore", () => {
 
   it("memtouch over 1.5x RAM with frontswap, saved while it runs, restored in a new process: 0 mismatches, same persistent pages", async () => {
     const args = ["--memory-mib", "128", "--swap-mib", "256", "--store-mib", "256"];
-    const saved = await tmemu(["boot", ...args, "--save", file, "--save-at", "20", "--cmd", "memtouch 190 1 2 512"], {}, 600_000);
+    // 8 verify rounds: long enough that 20 s in it is still running on a quiet machine too (with 2
+    // rounds a quiet machine finished before 20 s, and the file was saved at the end instead).
+    const saved = await tmemu(["boot", ...args, "--save", file, "--save-at", "20", "--cmd", "memtouch 190 1 8 512"], {}, 600_000);
     expect(saved.code, saved.stderr).toBe(0);
     expect(saved.stderr).toMatch(/still running/);
     const before = persistent(saved.stderr, /(\d+) persistent tmem pages\)/);
