@@ -17,7 +17,6 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHash } from "node:crypto";
 import type { GuestImages } from "../emulator/guest.ts";
 import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
@@ -30,7 +29,7 @@ import { StoreDensityTracker, type StoreDensityJson, type StoreMetricsJson } fro
 import { Ext4PageVerifier } from "../hypervisor/tmem/shared-verify.ts";
 import { TmemStore, type DedupMode } from "../hypervisor/tmem/store.ts";
 import { TmemuError } from "../hypervisor/user-errors.ts";
-import { md5sumListing, writeFileSet } from "../workloads/files.ts";
+import { writeFileSet } from "../workloads/files.ts";
 import { judgeWorkload, planWorkload, REASON_INTERRUPTED, REASON_NOT_STARTED, REASON_UNFINISHED, type WorkloadEnd, type WorkloadPlan } from "../workloads/builtin.ts";
 import { TimelineRecorder, type PolicyEvent, type RunTimeline, type TimelineSample } from "./ui/timeline.ts";
 import type { GuestApi } from "../emulator/threaded-guest.ts";
@@ -239,7 +238,6 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
 
   let plan: WorkloadPlan | undefined;
   let dataDisk: Uint8Array | undefined;
-  let listingMd5 = "";
   let setup: RunSetup | null = null;
   const uuid = randomUUID();
   let tmpDir: string | undefined;
@@ -256,8 +254,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     if (plan.fileSetMib > 0) {
       tmpDir = mkdtempSync(join(tmpdir(), "tmemu-run-"));
       log(`[tmemu] writing a ${plan.fileSetMib} MiB file set (seed ${opts.seed}) for workload ${plan.name}`);
-      const set = writeFileSet(tmpDir, "set", plan.fileSetMib, plan.fileMib, opts.seed);
-      listingMd5 = createHash("md5").update(md5sumListing(set)).digest("hex");
+      writeFileSet(tmpDir, "set", plan.fileSetMib, plan.fileMib, opts.seed);
       dataDisk = makeDataDisk({ fromDir: tmpDir, uuid, label: "tmemu-set" });
       rmSync(tmpDir, { recursive: true, force: true });
     }
@@ -321,7 +318,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
     const commandStarted: boolean[] = booted.map(() => false);
     const done: Promise<void>[] = [];
     booted.forEach((tg, i) => {
-      const command = plan ? plan.command(i, listingMd5) : (opts.cmd as string);
+      const command = plan ? plan.command(i) : (opts.cmd as string);
       const delayMs = (plan?.startDelayS?.(i) ?? 0) * 1000;
       // Chained phases: guest i starts when guest i-1 has finished its burst.
       const previous = done[i - 1];

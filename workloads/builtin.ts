@@ -48,11 +48,8 @@ export interface WorkloadPlan {
   fileMib: number;
   /** Swap disk each guest needs, MiB. */
   swapMib: number;
-  /**
-   * The guest's command. `expectedMd5Listing` (the md5 of `md5sum /data/set/*`'s listing, which the
-   * host still computes) is no longer used by the built-in workloads: setcheck checks every page.
-   */
-  command(guestIndex: number, expectedMd5Listing: string): string;
+  /** The guest's command (the file set, if any, is verified in the guest by setcheck, page by page). */
+  command(guestIndex: number): string;
   /**
    * Seconds the host waits before it starts guest i's command (phased). The host keeps the time:
    * sleep(1) in the guest returns early under v86 (nanosleep timers expire at once; poll timeouts

@@ -30,7 +30,7 @@ describe("setcheck", () => {
       truncateSync(join(dir, "bad", "f0000"), 1022 * 4096);
       appendFileSync(join(dir, "bad", "f0002"), Buffer.alloc(4096, 1));
       writeFileSync(join(dir, "bad", "notes.txt"), "hi\n");
-      const cmd = `setcheck /data/bad 3 ${set.pages} 1024; echo "bad rc=$?"; setcheck /data/set 4 ${set.pages} 1024 | tail -2; ${plan.command(0, "")}`;
+      const cmd = `setcheck /data/bad 3 ${set.pages} 1024; echo "bad rc=$?"; setcheck /data/set 4 ${set.pages} 1024 | tail -2; ${plan.command(0)}`;
       const r = await runGuests({ guests: 1, memoryMib: 128, policy: "static", cmd, files: dir, seed: 1 });
       const g = r.guests[0]!;
       process.stderr.write(`setcheck output:\n${g.output}\n`);
