@@ -158,3 +158,43 @@ export class GuestConsole {
     });
   }
 }
+
+/**
+ * The console half of a guest's API, the same whether the guest runs in this thread (guest.ts) or
+ * in a worker whose console is mirrored here (threaded-guest.ts): both extend this.
+ */
+export abstract class ConsoleView {
+  protected readonly console: GuestConsole;
+
+  protected constructor(name: string, onConsole: ((text: string) => void) | undefined) {
+    this.console = new GuestConsole(name);
+    if (onConsole) this.console.listen(onConsole);
+  }
+
+  /** Absolute console offset: pass to `textSince` or `waitFor` to look only at newer output. */
+  get consoleOffset(): number {
+    return this.console.offset;
+  }
+
+  textSince(offset: number): string {
+    return this.console.textSince(offset);
+  }
+
+  consoleTail(lines: number): string {
+    return this.console.tail(lines);
+  }
+
+  /** Live console output. */
+  onConsole(listener: (text: string) => void): Disposable {
+    return this.console.listen(listener);
+  }
+
+  /** Waits until console output after `from` satisfies `fn`; returns what `fn` returned. */
+  waitUntil<T>(fn: (text: string) => T | undefined, timeoutMs: number, what: string, from = this.consoleOffset): Promise<T> {
+    return this.console.waitUntil(fn, timeoutMs, what, from);
+  }
+
+  waitFor(pattern: RegExp, timeoutMs: number, what = `output matching ${pattern}`, from = 0): Promise<RegExpMatchArray> {
+    return this.waitUntil((text) => text.match(pattern) ?? undefined, timeoutMs, what, from);
+  }
+}

@@ -12,7 +12,7 @@ import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { GuestMemory } from "../hypervisor/guest-memory.ts";
 import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
 import { encodeRunRequest, MAX_REQUEST_BYTES, parseRunResult, READY_PATTERN, SHELL_REQUEST, type RunResult } from "./agent.ts";
-import { GuestConsole, type Disposable } from "./console.ts";
+import { ConsoleView, type Disposable } from "./console.ts";
 import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import { GuestBalloon } from "./balloon.ts";
 import { guestMemoryOf } from "./memory.ts";
@@ -78,7 +78,7 @@ export const BASE_KERNEL_ARGS = ["console=ttyS0", "tsc=reliable", "mitigations=o
 
 const MIB = 1024 * 1024;
 
-export class Guest implements Disposable {
+export class Guest extends ConsoleView implements Disposable {
   readonly name: string;
   readonly memoryMib: number;
   kernelRelease = "";
@@ -87,7 +87,6 @@ export class Guest implements Disposable {
   private readonly emulator: V86;
   private cpu: V86Cpu | undefined;
   private balloonHandle: GuestBalloon | undefined;
-  private readonly console: GuestConsole;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   /** The disks the guest runs on (what v86 reads and writes in place), for saveDisks. */
@@ -97,11 +96,10 @@ export class Guest implements Disposable {
   private running: string | undefined;
 
   private constructor(emulator: V86, opts: GuestBootOptions) {
+    super(opts.name ?? "guest", opts.onConsole);
     this.emulator = emulator;
     this.name = opts.name ?? "guest";
     this.memoryMib = opts.memoryMib;
-    this.console = new GuestConsole(this.name);
-    if (opts.onConsole) this.console.listen(opts.onConsole);
   }
 
   static async boot(opts: GuestBootOptions): Promise<Guest> {
@@ -186,36 +184,9 @@ export class Guest implements Disposable {
     if (hasSwap && primary?.slave.buffer) countDiskTraffic(primary.slave.buffer, this.disks.swap);
   }
 
-  /** Absolute console offset: pass to `textSince` or `waitFor` to look only at newer output. */
-  get consoleOffset(): number {
-    return this.console.offset;
-  }
-
-  textSince(offset: number): string {
-    return this.console.textSince(offset);
-  }
-
-  consoleTail(lines: number): string {
-    return this.console.tail(lines);
-  }
-
-  /** Live console output. */
-  onConsole(listener: (text: string) => void): Disposable {
-    return this.console.listen(listener);
-  }
-
   /** Bytes to the guest's serial port, as typed. */
   sendInput(text: string): void {
     this.emulator.serial0_send(text);
-  }
-
-  /** Waits until console output after `from` satisfies `fn`; returns what `fn` returned. */
-  waitUntil<T>(fn: (text: string) => T | undefined, timeoutMs: number, what: string, from = this.consoleOffset): Promise<T> {
-    return this.console.waitUntil(fn, timeoutMs, what, from);
-  }
-
-  waitFor(pattern: RegExp, timeoutMs: number, what = `output matching ${pattern}`, from = 0): Promise<RegExpMatchArray> {
-    return this.waitUntil((text) => text.match(pattern) ?? undefined, timeoutMs, what, from);
   }
 
   /**

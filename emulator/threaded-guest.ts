@@ -16,7 +16,7 @@ import { Worker } from "node:worker_threads";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { RunResult } from "./agent.ts";
 import type { BalloonListener, BalloonStats, GuestBalloon } from "./balloon.ts";
-import { GuestConsole, type Disposable } from "./console.ts";
+import { ConsoleView, type Disposable } from "./console.ts";
 import { emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import type { Guest, GuestBootOptions } from "./guest.ts";
 import { checkGuestMemoryMib } from "./memory-size.ts";
@@ -84,14 +84,14 @@ export function trapServer(): TrapServer {
 
 type Pending = { resolve(v: unknown): void; reject(e: Error): void };
 
-export class ThreadedGuest implements GuestApi {
+/** The console (ConsoleView) is a local mirror of the worker's, fed by its "console" messages. */
+export class ThreadedGuest extends ConsoleView implements GuestApi {
   readonly name: string;
   readonly memoryMib: number;
   kernelRelease = "";
   readonly disks: { data: DiskCounters; swap: DiskCounters } = { data: emptyDiskCounters(), swap: emptyDiskCounters() };
   readonly memory: SlotMemory;
 
-  private readonly console: GuestConsole;
   private readonly encoder = new TextEncoder();
   private readonly handlers = new Map<number, (regs: TrapRegisters) => void>();
   private readonly slot = createSlot();
@@ -110,10 +110,9 @@ export class ThreadedGuest implements GuestApi {
   private writes: { pfns: number[]; pages: Uint8Array[] } | undefined;
 
   private constructor(opts: ThreadedBootOptions) {
+    super(opts.name ?? "guest", opts.onConsole);
     this.name = opts.name ?? "guest";
     this.memoryMib = opts.memoryMib;
-    this.console = new GuestConsole(this.name);
-    if (opts.onConsole) this.console.listen(opts.onConsole);
     this.memory = new SlotMemory(opts.memoryMib * 1024 * 1024, (pfn, src) => this.writeLater(pfn, src));
   }
 
@@ -187,32 +186,6 @@ export class ThreadedGuest implements GuestApi {
     }, Math.min(1000, hangMs));
     g.watchdog.unref();
     return g;
-  }
-
-  // ---- console: a local mirror of the worker's ----
-
-  get consoleOffset(): number {
-    return this.console.offset;
-  }
-
-  textSince(offset: number): string {
-    return this.console.textSince(offset);
-  }
-
-  consoleTail(lines: number): string {
-    return this.console.tail(lines);
-  }
-
-  onConsole(listener: (text: string) => void): Disposable {
-    return this.console.listen(listener);
-  }
-
-  waitUntil<T>(fn: (text: string) => T | undefined, timeoutMs: number, what: string, from = this.consoleOffset): Promise<T> {
-    return this.console.waitUntil(fn, timeoutMs, what, from);
-  }
-
-  waitFor(pattern: RegExp, timeoutMs: number, what = `output matching ${pattern}`, from = 0): Promise<RegExpMatchArray> {
-    return this.waitUntil((text) => text.match(pattern) ?? undefined, timeoutMs, what, from);
   }
 
   // ---- forwarded to the worker (worker-protocol.ts FORWARDED_CALLS / FORWARDED_SENDS) ----
