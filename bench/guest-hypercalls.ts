@@ -12,10 +12,12 @@ import { TmemDevice } from "../hypervisor/tmem/device.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
 import { median, type BenchDefinition, type BenchResult } from "./harness.ts";
 
-const NULL_PORT = TMEM_IO_PORT + 4;
+/** A port whose trap handler does nothing: the crossing alone. */
+export const NULL_PORT = TMEM_IO_PORT + 4;
 const CALLS = 200_000;
 
-function parseRate(output: string, what: string): number {
+/** The rate `hyperbench WHAT` printed (its result line); a missing line is an error, never 0. */
+export function parseRate(output: string, what: string): number {
   const m = new RegExp(`hyperbench: ${what} calls=(\\d+) us=(\\d+) rate=(\\d+)`).exec(output);
   if (!m?.[3]) throw new Error(`hyperbench ${what} printed no rate: ${output.trim()}`);
   return Number(m[3]);

@@ -16,9 +16,9 @@ import { StderrProgress } from "../guest-images/progress.ts";
 import { TMEM_IO_PORT } from "../hypervisor/tmem/abi.ts";
 import { TmemDevice } from "../hypervisor/tmem/device.ts";
 import { TmemStore } from "../hypervisor/tmem/store.ts";
+import { NULL_PORT, parseRate } from "./guest-hypercalls.ts";
 import { median, type BenchDefinition, type BenchResult, type Measurement } from "./harness.ts";
 
-const NULL_PORT = TMEM_IO_PORT + 4;
 const MAX_GUESTS = 4;
 /** busybox sh arithmetic: about 3-4 s of one core per guest on a quiet machine. */
 const CPU_LOOP = Number(process.env.TMEMU_SCALING_CPU_LOOP ?? 30_000);
@@ -112,12 +112,6 @@ async function together(guests: GuestApi[], n: number, command: string, check: R
   return s;
 }
 
-function hyperRate(out: string, what: string): number {
-  const m = new RegExp(`hyperbench: ${what} calls=(\\d+) us=(\\d+) rate=(\\d+)`).exec(out);
-  if (!m?.[3]) throw new Error(`hyperbench ${what} printed no rate: ${out.trim()}`);
-  return Number(m[3]);
-}
-
 export const scalingBench: BenchDefinition = {
   name: "scaling",
   description: "N = 1..4 guests, CPU-bound and tmem-heavy, each in a worker thread vs all in one thread; hypercall round trip threaded vs in-thread",
@@ -136,8 +130,8 @@ export const scalingBench: BenchDefinition = {
           if (n === 1) {
             const g0 = b.guests[0]!;
             for (let r = 0; r < repeats; r++) {
-              bare[mode].push(hyperRate(await g0.runChecked(`hyperbench bare ${NULL_PORT} ${RT_CALLS}`), "bare"));
-              putget[mode].push(hyperRate(await g0.runChecked(`hyperbench putget ${TMEM_IO_PORT} ${RT_CALLS / 2}`), "putget"));
+              bare[mode].push(parseRate(await g0.runChecked(`hyperbench bare ${NULL_PORT} ${RT_CALLS}`), "bare"));
+              putget[mode].push(parseRate(await g0.runChecked(`hyperbench putget ${TMEM_IO_PORT} ${RT_CALLS / 2}`), "putget"));
             }
           }
           const c: number[] = [];
