@@ -12,6 +12,7 @@ TMEMU="node bin/tmemu.js"
 OUT=${OUT:-$(mktemp -d /tmp/tmemu-snapshots-XXXXXX)}
 STEPS=${*:-boot save refuse migrate}
 GUEST="--memory-mib 128 --swap-mib 256 --store-mib 256"
+mkdir -p "$OUT"
 echo "results in $OUT"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -26,6 +27,10 @@ for step in $STEPS; do
     for i in $(seq 1 "${N:-10}"); do
       c=$($TMEMU boot --cold-boot --cmd true --stats 2>&1 | boot_s)
       w=$($TMEMU boot --cmd true --stats 2>&1 | boot_s)
+      if [ -z "$c" ] || [ -z "$w" ]; then
+        echo "pair $i: a boot failed (no 'tmemu: boot S s' line): no medians"
+        exit 1
+      fi
       echo "pair $i cold $c warm $w"
       echo "$c" >>"$OUT/cold" && echo "$w" >>"$OUT/warm"
     done
