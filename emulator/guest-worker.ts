@@ -130,7 +130,7 @@ async function handle(msg: ToWorker): Promise<void> {
 
 let trapClient: TrapClient | undefined;
 function client(g: Guest): TrapClient {
-  trapClient ??= new TrapClient(data.slot, data.doorbell, g.memory);
+  trapClient ??= new TrapClient(data.slot, data.doorbell, g.memory, data.trapSpinUs);
   return trapClient;
 }
 

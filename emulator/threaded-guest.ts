@@ -63,7 +63,13 @@ const WORKER_ENTRY = new URL("./guest-worker-boot.mjs", import.meta.url);
  * (TrapServer.spinAfterServeUs; docs/scaling.md has the measurement that chose it).
  * TMEMU_TRAP_SPIN_US overrides it, for measurements.
  */
-export const TRAP_SPIN_US = 0;
+export const TRAP_SPIN_US = 200;
+
+/**
+ * Microseconds a guest's thread spins on a trap's answer before it sleeps (TrapClient's spin
+ * window). TMEMU_TRAP_CLIENT_SPIN_US overrides it, for measurements.
+ */
+export const TRAP_CLIENT_SPIN_US = 50;
 
 /** Microseconds the main thread sleeps on the doorbell after answering (TrapServer.syncWaitUs). */
 export const TRAP_SYNC_WAIT_US = 200;
@@ -129,6 +135,7 @@ export class ThreadedGuest extends ConsoleView implements GuestApi {
       early: g.early ?? [],
       slot: g.slot,
       doorbell: trapServer().doorbell,
+      trapSpinUs: envMicroseconds("TMEMU_TRAP_CLIENT_SPIN_US", TRAP_CLIENT_SPIN_US),
       statusEveryMs: STATUS_EVERY_MS,
     };
     g.early = undefined;

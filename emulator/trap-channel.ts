@@ -31,12 +31,52 @@ const ANSWERED = 2;
 
 const REG_NAMES = ["eax", "ebx", "ecx", "edx", "esi", "edi"] as const;
 
-/** Spins on the answer this many times before sleeping (a short handler answers within them). */
-const SPIN_BEFORE_WAIT = 64;
+/** Spin iterations between two looks at the clock while spinning. */
+const SPINS_PER_CLOCK = 64;
 /** The most the main thread serves traps in one turn of its event loop. */
 const SERVE_SLICE_MS = 10;
 /** Atomics.wait slice: the guest thread wakes this often while the main thread is busy. */
 const WAIT_SLICE_MS = 1000;
+
+/**
+ * A spin window that adapts to whether spinning pays (both ends use one): spinning is worth its CPU
+ * only while the other side answers within the window. A wait that outlasts the window halves the
+ * next one; one that ends inside it restores the full window. The window never falls below
+ * `floorUs`, so a side that stopped spinning can still see the other come back to short answers.
+ */
+export class SpinWindow {
+  private current: number;
+
+  constructor(
+    readonly maxUs: number,
+    readonly floorUs = Math.min(maxUs, 2),
+  ) {
+    this.current = maxUs;
+  }
+
+  /** Microseconds to spin now. */
+  get us(): number {
+    return this.current;
+  }
+
+  /** The wait ended while spinning (true) or needed a sleep (false). */
+  record(answeredWhileSpinning: boolean): void {
+    this.current = answeredWhileSpinning ? this.maxUs : Math.max(this.floorUs, this.current / 2);
+  }
+}
+
+/**
+ * Busy-waits until `ia[index]` differs from `value` or `us` microseconds have passed; true if it
+ * changed. The clock is read once every SPINS_PER_CLOCK looks.
+ */
+export function spinWhileEqual(ia: Int32Array, index: number, value: number, us: number): boolean {
+  if (us <= 0) return Atomics.load(ia, index) !== value;
+  const end = performance.now() + us / 1000;
+  for (;;) {
+    for (let i = 0; i < SPINS_PER_CLOCK; i++) if (Atomics.load(ia, index) !== value) return true;
+    if (performance.now() >= end) return false;
+  }
+}
 
 export function createDoorbell(): SharedArrayBuffer {
   return new SharedArrayBuffer(4);
@@ -51,13 +91,20 @@ export class TrapClient {
   private readonly ctl: Int32Array;
   private readonly page: Uint8Array;
   private readonly bell: Int32Array;
+  private readonly spin: SpinWindow;
 
   constructor(
     slot: SharedArrayBuffer,
     doorbell: SharedArrayBuffer,
     private readonly memory: GuestMemory,
+    /**
+     * Spins on the answer up to this long before sleeping: a store that is awake answers a put or
+     * a get in a few microseconds, while a sleep costs a futex wake-up of tens (docs/scaling.md).
+     */
+    spinUs = 0,
   ) {
     this.ctl = new Int32Array(slot, 0, HEADER_BYTES / 4);
+    this.spin = new SpinWindow(spinUs);
     this.page = new Uint8Array(slot, HEADER_BYTES, PAGE_SIZE);
     this.bell = new Int32Array(doorbell);
   }
@@ -78,11 +125,9 @@ export class TrapClient {
     Atomics.store(ctl, STATE, REQUEST);
     Atomics.add(this.bell, 0, 1);
     Atomics.notify(this.bell, 0);
-    let spins = 0;
-    while (Atomics.load(ctl, STATE) === REQUEST) {
-      if (spins++ < SPIN_BEFORE_WAIT) continue;
-      Atomics.wait(ctl, STATE, REQUEST, WAIT_SLICE_MS);
-    }
+    const answered = spinWhileEqual(ctl, STATE, REQUEST, this.spin.us);
+    this.spin.record(answered);
+    while (Atomics.load(ctl, STATE) === REQUEST) Atomics.wait(ctl, STATE, REQUEST, WAIT_SLICE_MS);
     for (let i = 0; i < 6; i++) {
       const name = REG_NAMES[i] as keyof TrapRegisters;
       const v = (ctl[REGS + i] ?? 0) >>> 0;
@@ -162,6 +207,7 @@ interface AtomicsWithWaitAsync {
 export class TrapServer {
   private readonly bell: Int32Array;
   private readonly slots = new Set<ServedSlot>();
+  private readonly spin: SpinWindow;
   private looping = false;
   /** Traps answered, for benchmarks and tests. */
   served = 0;
@@ -181,6 +227,7 @@ export class TrapServer {
     private readonly syncWaitUs = 0,
   ) {
     this.bell = new Int32Array(doorbell);
+    this.spin = new SpinWindow(spinAfterServeUs);
   }
 
   /** Serves `slot`; `handlers` is live (ports may be added while the guest runs). */
@@ -216,13 +263,11 @@ export class TrapServer {
     return n;
   }
 
-  /** Busy-waits up to spinAfterServeUs for the doorbell to move past `seen`; true if it did. */
+  /** Busy-waits up to the spin window for the doorbell to move past `seen`; true if it did. */
   private spinUntilRung(seen: number): boolean {
-    const end = performance.now() + this.spinAfterServeUs / 1000;
-    do {
-      if (Atomics.load(this.bell, 0) !== seen) return true;
-    } while (performance.now() < end);
-    return false;
+    const rung = spinWhileEqual(this.bell, 0, seen, this.spin.us);
+    this.spin.record(rung);
+    return rung;
   }
 
   private startLoop(): void {

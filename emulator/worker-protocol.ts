@@ -45,6 +45,8 @@ export interface WorkerData {
   early: SendMessage[];
   slot: SharedArrayBuffer;
   doorbell: SharedArrayBuffer;
+  /** Microseconds the guest's thread spins on a trap's answer before it sleeps (TrapClient). */
+  trapSpinUs: number;
   /** Milliseconds between status messages (the heartbeat). */
   statusEveryMs: number;
 }

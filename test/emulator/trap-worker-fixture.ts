@@ -10,9 +10,9 @@ import { ArrayGuestMemory } from "../../hypervisor/guest-memory.ts";
 import type { TrapRegisters } from "../../hypervisor/tmem/hypercall.ts";
 import { fillFrame, type TrapStep } from "./trap-steps.ts";
 
-const data = workerData as { slot: SharedArrayBuffer; doorbell: SharedArrayBuffer; ram: SharedArrayBuffer; port: number; steps: TrapStep[] };
+const data = workerData as { slot: SharedArrayBuffer; doorbell: SharedArrayBuffer; ram: SharedArrayBuffer; port: number; steps: TrapStep[]; clientSpinUs?: number };
 const memory = new ArrayGuestMemory(data.ram);
-const client = new TrapClient(data.slot, data.doorbell, memory);
+const client = new TrapClient(data.slot, data.doorbell, memory, data.clientSpinUs ?? 0);
 const out: TrapRegisters[] = [];
 for (const step of data.steps) {
   if (step.fill) fillFrame(memory, step.fill.pfn, step.fill.seed);

@@ -6,7 +6,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
-import { createDoorbell, createSlot, SlotMemory, TrapServer } from "../../emulator/trap-channel.ts";
+import { createDoorbell, createSlot, SlotMemory, SpinWindow, spinWhileEqual, TrapServer } from "../../emulator/trap-channel.ts";
 import { ArrayGuestMemory, PAGE_SIZE } from "../../hypervisor/guest-memory.ts";
 import { TMEM_IO_PORT } from "../../hypervisor/tmem/abi.ts";
 import { TmemDevice, type TrapTarget } from "../../hypervisor/tmem/device.ts";
@@ -41,7 +41,7 @@ function inThread(steps: TrapStep[], store: TmemStore) {
   return { out, ram: memory.bytes.slice(), metrics: store.clientMetrics(device.clientId) };
 }
 
-async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapServer()) {
+async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapServer(), clientSpinUs = 0) {
   const ram = new SharedArrayBuffer(RAM_BYTES);
   const slot = createSlot();
   const handlers = new Map<number, (r: TrapRegisters) => void>();
@@ -49,7 +49,7 @@ async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapSe
   const memory = new SlotMemory(RAM_BYTES, (pfn) => later.push(pfn));
   const device = new TmemDevice(store, target(memory, handlers), "g");
   const served = server.attach(slot, memory, handlers);
-  const worker = new Worker(new URL("./trap-worker.mjs", import.meta.url), { workerData: { slot, doorbell: server.doorbell, ram, port: TMEM_IO_PORT, steps } });
+  const worker = new Worker(new URL("./trap-worker.mjs", import.meta.url), { workerData: { slot, doorbell: server.doorbell, ram, port: TMEM_IO_PORT, steps, clientSpinUs } });
   try {
     const out = await new Promise<TrapRegisters[]>((resolve, reject) => {
       worker.once("message", resolve);
@@ -63,13 +63,13 @@ async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapSe
 }
 
 describe("port traps across threads", () => {
-  for (const [seed, spinUs, syncWaitUs] of [[1, 0, 0], [2, 0, 200], [3, 50, 0]] as const) {
-    it(`answers a random tmem sequence as in one thread (seed ${seed}, server spins ${spinUs} µs, sleeps ${syncWaitUs} µs)`, async () => {
+  for (const [seed, spinUs, syncWaitUs, clientSpinUs] of [[1, 0, 0, 0], [2, 0, 200, 0], [3, 50, 0, 0], [4, 200, 200, 50]] as const) {
+    it(`answers a random tmem sequence as in one thread (seed ${seed}, server spins ${spinUs} µs, sleeps ${syncWaitUs} µs; guest spins ${clientSpinUs} µs)`, async () => {
       const steps = randomSteps(seed, 600, FRAMES);
       const a = new TmemStore({ budgetFrames: 24 });
       const b = new TmemStore({ budgetFrames: 24 });
       const one = inThread(steps, a);
-      const two = await threaded(steps, b, new TrapServer(createDoorbell(), spinUs, syncWaitUs));
+      const two = await threaded(steps, b, new TrapServer(createDoorbell(), spinUs, syncWaitUs), clientSpinUs);
       expect(two.out).toEqual(one.out);
       expect(Buffer.compare(Buffer.from(two.ram), Buffer.from(one.ram))).toBe(0);
       expect(two.metrics).toEqual(one.metrics);
@@ -93,6 +93,24 @@ describe("port traps across threads", () => {
     expect(server.served).toBe(2 * randomSteps(7, 400, FRAMES).length);
     store.checkInvariants();
   }, 60_000);
+
+  it("spins the full window while the other side answers within it, and halves it down to a floor while it does not", () => {
+    const w = new SpinWindow(50, 2);
+    expect(w.us).toBe(50);
+    w.record(false);
+    expect(w.us).toBe(25);
+    for (let i = 0; i < 10; i++) w.record(false);
+    expect(w.us).toBe(2);
+    w.record(true);
+    expect(w.us).toBe(50);
+    const bell = new Int32Array(new SharedArrayBuffer(4));
+    const t0 = performance.now();
+    expect(spinWhileEqual(bell, 0, 0, 2000)).toBe(false);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(2);
+    bell[0] = 1;
+    expect(spinWhileEqual(bell, 0, 0, 2000)).toBe(true);
+    expect(spinWhileEqual(bell, 0, 0, 0)).toBe(true);
+  });
 
   it("writes a page outside a trap later, in order, and refuses reads outside a trap", () => {
     const later: number[] = [];
