@@ -94,15 +94,18 @@ describe("port traps across threads", () => {
     store.checkInvariants();
   }, 60_000);
 
-  it("spins the full window while the other side answers within it, and halves it down to a floor while it does not", () => {
-    const w = new SpinWindow(50, 2);
-    expect(w.us).toBe(50);
-    w.record(false);
-    expect(w.us).toBe(25);
-    for (let i = 0; i < 10; i++) w.record(false);
+  it("keeps the full spin window while rings come within it, halves it to a floor while they come later", () => {
+    const w = new SpinWindow(200, 2);
+    expect(w.us).toBe(200);
+    w.record(150);
+    expect(w.us).toBe(200);
+    w.record(500);
+    expect(w.us).toBe(100);
+    for (let i = 0; i < 10; i++) w.record(5000);
     expect(w.us).toBe(2);
-    w.record(true);
-    expect(w.us).toBe(50);
+    // at its floor the window catches no ring, but a gap seen after a sleep still restores it
+    w.record(120);
+    expect(w.us).toBe(200);
     const bell = new Int32Array(new SharedArrayBuffer(4));
     const t0 = performance.now();
     expect(spinWhileEqual(bell, 0, 0, 2000)).toBe(false);
