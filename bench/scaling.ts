@@ -31,6 +31,12 @@ const CPU_LOOP = Number(process.env.TMEMU_SCALING_CPU_LOOP ?? 60_000);
 const TMEM_PAIRS = Number(process.env.TMEMU_SCALING_TMEM_PAIRS ?? 20_000);
 /** Calls of the one-guest hypercall loops. */
 const RT_CALLS = 100_000;
+/**
+ * Samples of each one-guest hypercall loop (medians): the threaded put+get moved between 90,000
+ * and 172,000 calls/s from one sample to the next in one run (docs/scaling.md), so a median of 3
+ * moved by run. Independent of --repeats; each sample takes about a second.
+ */
+const RT_SAMPLES = 7;
 
 const CPU_COMMAND = `i=0; while [ $i -lt ${CPU_LOOP} ]; do i=$((i+1)); done; echo loop=$i`;
 const TMEM_COMMAND = `hyperbench putget ${TMEM_IO_PORT} ${TMEM_PAIRS}`;
@@ -148,7 +154,7 @@ export const scalingBench: BenchDefinition = {
           if (n === 1) {
             const g0 = b.guests[0]!;
             await g0.runChecked(`hyperbench putget ${TMEM_IO_PORT} ${RT_CALLS / 10}`); // warm-up
-            for (let r = 0; r < repeats; r++) {
+            for (let r = 0; r < RT_SAMPLES; r++) {
               bare[mode].push(parseRate(await g0.runChecked(`hyperbench bare ${NULL_PORT} ${RT_CALLS}`), "bare"));
               putget[mode].push(parseRate(await g0.runChecked(`hyperbench putget ${TMEM_IO_PORT} ${RT_CALLS / 2}`), "putget"));
             }
