@@ -96,6 +96,8 @@ export class TrapClient {
   private readonly ctl: Int32Array;
   private readonly page: Uint8Array;
   private readonly bell: Int32Array;
+  /** Traps whose answer came only after this thread had slept (its spin window ran out first). */
+  sleeps = 0;
 
   constructor(
     slot: SharedArrayBuffer,
@@ -129,8 +131,10 @@ export class TrapClient {
     Atomics.store(ctl, STATE, REQUEST);
     Atomics.add(this.bell, 0, 1);
     Atomics.notify(this.bell, 0);
-    spinWhileEqual(ctl, STATE, REQUEST, this.spinUs);
-    while (Atomics.load(ctl, STATE) === REQUEST) Atomics.wait(ctl, STATE, REQUEST, WAIT_SLICE_MS);
+    if (!spinWhileEqual(ctl, STATE, REQUEST, this.spinUs)) {
+      this.sleeps++;
+      while (Atomics.load(ctl, STATE) === REQUEST) Atomics.wait(ctl, STATE, REQUEST, WAIT_SLICE_MS);
+    }
     for (let i = 0; i < 6; i++) {
       const name = REG_NAMES[i] as keyof TrapRegisters;
       const v = (ctl[REGS + i] ?? 0) >>> 0;

@@ -2,7 +2,7 @@
  * Test fixture, run in a worker thread by worker-trap.test.ts: plays a guest's vCPU. Its RAM is an
  * ArrayGuestMemory over a SharedArrayBuffer the test can read; each step may fill a frame with a
  * pattern, then traps with the step's registers through a TrapClient (emulator/trap-channel.ts).
- * Posts the registers after every trap.
+ * Posts the registers after every trap, and how many traps it slept on.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { TrapClient } from "../../emulator/trap-channel.ts";
@@ -20,4 +20,4 @@ for (const step of data.steps) {
   client.trap(data.port, regs);
   out.push(regs);
 }
-parentPort?.postMessage(out);
+parentPort?.postMessage({ out, sleeps: client.sleeps });

@@ -51,11 +51,11 @@ async function threaded(steps: TrapStep[], store: TmemStore, server = new TrapSe
   const served = server.attach(slot, memory, handlers);
   const worker = new Worker(new URL("./trap-worker.mjs", import.meta.url), { workerData: { slot, doorbell: server.doorbell, ram, port: TMEM_IO_PORT, steps, clientSpinUs } });
   try {
-    const out = await new Promise<TrapRegisters[]>((resolve, reject) => {
+    const { out, sleeps } = await new Promise<{ out: TrapRegisters[]; sleeps: number }>((resolve, reject) => {
       worker.once("message", resolve);
       worker.once("error", reject);
     });
-    return { out, ram: new Uint8Array(ram).slice(), metrics: store.clientMetrics(device.clientId), later };
+    return { out, sleeps, ram: new Uint8Array(ram).slice(), metrics: store.clientMetrics(device.clientId), later };
   } finally {
     served.dispose();
     await worker.terminate();
@@ -79,6 +79,18 @@ describe("port traps across threads", () => {
       b.checkInvariants();
     }, 60_000);
   }
+
+  it("lets the guest's thread catch the answer while it spins, and sleep on every trap when it does not spin", async () => {
+    // Windows of 20 ms on both ends: the answer comes within microseconds unless a thread loses
+    // its core for that long, so a spinning guest sleeps on few traps. Not a timing test: the
+    // count tells whether the spin happens at all (a guest that never spins sleeps on each trap).
+    const steps = randomSteps(5, 600, FRAMES);
+    const spinning = await threaded(steps, new TmemStore({ budgetFrames: 24 }), new TrapServer(createDoorbell(), 20_000, 0), 20_000);
+    const sleeping = await threaded(steps, new TmemStore({ budgetFrames: 24 }), new TrapServer(createDoorbell(), 20_000, 0), 0);
+    expect(spinning.out).toEqual(sleeping.out);
+    expect(spinning.sleeps).toBeLessThan(steps.length / 2);
+    expect(sleeping.sleeps).toBeGreaterThan(steps.length / 2);
+  }, 60_000);
 
   it("serves two guests through one doorbell and one store, each its own pages", async () => {
     // A budget no sequence fills: no eviction, so sharing the store changes nothing a guest sees.
