@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { GuestImages } from "../emulator/guest.ts";
+import { SAMPLE_EVERY, trapWaitBetween, type TrapWaitSummary } from "../emulator/trap-timer.ts";
 import { makeDataDisk, makeSwapImage } from "../guest-images/disks.ts";
 import { ensureImages, loadGuestImages } from "../guest-images/index.ts";
 import { imagesKeyOf } from "../guest-images/snapshots.ts";
@@ -124,6 +125,12 @@ export interface GuestSummary {
   tmem: GuestStoreCounters | null;
   guestTmem: TmemGuestStats | null;
   vmstat: VmStats | null;
+  /**
+   * How long the guest's vCPU waited on its hypercalls over the window, one trap in 16 timed
+   * (emulator/trap-timer.ts; threaded: in the guest's thread, the crossing included, as of its
+   * last status). null: no trap was timed. Absent in summaries from before it.
+   */
+  hypercallWait?: TrapWaitSummary | null;
   output: string;
 }
 
@@ -449,6 +456,7 @@ export async function runGuests(opts: RunOptions): Promise<RunSummary> {
             : null,
         guestTmem: gsAfter && gsBefore ? delta(gsAfter, gsBefore) : null,
         vmstat: vm,
+        hypercallWait: trapWaitBetween(c0.traps, c1.traps) ?? null,
         output: o.output.length > 4000 ? `...${o.output.slice(-4000)}` : o.output,
       });
     }
@@ -496,6 +504,7 @@ function windowCounters(tg: TmemGuest, store: TmemStore) {
   return {
     data: { ...d.data },
     swap: { ...d.swap },
+    traps: tg.guest.trapWait(),
     tmem: m ? { puts: m.puts, gets: m.gets, getHits: m.getHits, putsRefused: m.putsRefused, evictions: m.evictions, pagesEphemeral: m.pagesEphemeral, pagesPersistent: m.pagesPersistent } : null,
   };
 }
@@ -590,6 +599,18 @@ export function formatSummary(s: RunSummary): string {
     );
   }
   const t = s.totals;
+  const waits = s.guests.filter((g) => g.hypercallWait);
+  if (waits.length > 0) {
+    const us = (v: number) => (v < 10 ? v.toFixed(1) : v.toFixed(0));
+    lines.push(
+      `hypercall wait as each vCPU saw it (1 trap in ${SAMPLE_EVERY} timed${s.threads ? ", the crossing between threads included" : ""}): ${waits
+        .map((g) => {
+          const w = g.hypercallWait!;
+          return `${g.name} median <=${us(w.p50Us)} µs, p99 <=${us(w.p99Us)} µs, mean ${us(w.meanUs)} µs (${w.timed} timed)`;
+        })
+        .join("; ")}`,
+    );
+  }
   if (s.guests.some((g) => g.start)) lines.push(`guests started: ${s.guests.map((g) => `${g.name} ${START_TEXT[g.start ?? "cold"]}`).join(", ")}`);
   lines.push(
     `counters: ${s.window.from} to ${s.window.to} (${s.window.seconds.toFixed(1)} s)${s.setup ? `; setup apart: ${s.setup.what}, ${s.setup.seconds.toFixed(1)} s, host CPU ${s.setup.hostCpuSeconds.toFixed(1)} s` : ""}`,

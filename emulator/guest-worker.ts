@@ -49,6 +49,7 @@ function status(): GuestStatus {
     alive: g?.isAlive ?? false,
     balloonTargetPages: g?.balloon?.targetPages ?? 0,
     balloonActualPages: g?.balloon?.actualPages ?? 0,
+    trapWait: g?.trapWait() ?? { traps: 0, timed: 0, sumUs: 0, buckets: [] },
   };
 }
 

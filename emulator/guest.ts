@@ -17,6 +17,7 @@ import { countDiskTraffic, emptyDiskCounters, type DiskCounters } from "./disks.
 import { GuestBalloon } from "./balloon.ts";
 import { guestMemoryOf } from "./memory.ts";
 import { registerPciDevice } from "./tmem-pci.ts";
+import { TrapTimer, type TrapWaitCounts } from "./trap-timer.ts";
 import type { PciDeviceSpec } from "../hypervisor/tmem/pci.ts";
 import { checkGuestMemoryMib, checkInitrdSize } from "./memory-size.ts";
 import { internalsOf, REG, registerFile, type V86Cpu } from "./v86-internals.ts";
@@ -87,6 +88,7 @@ export class Guest extends ConsoleView implements Disposable {
   private readonly emulator: V86;
   private cpu: V86Cpu | undefined;
   private balloonHandle: GuestBalloon | undefined;
+  private readonly trapTimer = new TrapTimer();
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   /** The disks the guest runs on (what v86 reads and writes in place), for saveDisks. */
@@ -242,8 +244,16 @@ export class Guest extends ConsoleView implements Disposable {
     const cpu = this.requireCpu();
     const regs = registersOf(registerFile(cpu));
     const device = { name: `tmemu-port-${port.toString(16)}` };
-    cpu.io.register_write(port, device, undefined, undefined, () => handler(regs));
+    cpu.io.register_write(port, device, undefined, undefined, () => this.trapTimer.run(() => handler(regs)));
     return { dispose: () => cpu.io.register_write(port, device, undefined, undefined, () => undefined) };
+  }
+
+  /**
+   * How long this guest's vCPU has waited on its port traps, cumulative (emulator/trap-timer.ts:
+   * one trap in 16 timed). For a guest in a worker thread this is measured there, crossing included.
+   */
+  trapWait(): TrapWaitCounts {
+    return this.trapTimer.counts();
   }
 
   /** Plugs a PCI function with no BARs into bus 0 (emulator/tmem-pci.ts); call before the CPU runs. */

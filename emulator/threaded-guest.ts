@@ -12,6 +12,7 @@
  * the guest is marked gone with the reason (GUEST_GONE), its pending calls and waits reject with
  * it, its worker is terminated; the other guests and the run go on.
  */
+import type { TrapWaitCounts } from "./trap-timer.ts";
 import { Worker } from "node:worker_threads";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { RunResult } from "./agent.ts";
@@ -340,6 +341,12 @@ export class ThreadedGuest extends ConsoleView implements GuestApi {
       case "boot-failed":
         return;
     }
+  }
+
+  /** Guest.trapWait() as of the worker's last status (at most STATUS_EVERY_MS old, like `disks`). */
+  trapWait(): TrapWaitCounts {
+    const w = this.status?.trapWait;
+    return w ? { ...w, buckets: w.buckets.slice() } : { traps: 0, timed: 0, sumUs: 0, buckets: [] };
   }
 
   private applyStatus(s: GuestStatus): void {

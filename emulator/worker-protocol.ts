@@ -5,6 +5,7 @@
  * arguments and result can be cloned is forwarded by adding its name there (one line) and a one-line
  * method on ThreadedGuest; the types follow Guest's own signature.
  */
+import type { TrapWaitCounts } from "./trap-timer.ts";
 import { TmemuError, type TmemuErrorCode } from "../hypervisor/user-errors.ts";
 import type { BalloonStats } from "./balloon.ts";
 import type { DiskCounters } from "./disks.ts";
@@ -64,6 +65,8 @@ export interface GuestStatus {
   alive: boolean;
   balloonTargetPages: number;
   balloonActualPages: number;
+  /** Guest.trapWait(), measured in the worker (the crossing included). */
+  trapWait: TrapWaitCounts;
 }
 
 export interface SendMessage {
