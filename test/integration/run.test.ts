@@ -49,6 +49,15 @@ describe("tmemu run", () => {
     // 98,304 sectors).
     const sectors3 = r3.guests.reduce((sum, g) => sum + g.dataSectorsRead, 0);
     expect(sectors3).toBeGreaterThan(0.9 * SET_MIB * SECTORS_PER_MIB);
+    // Each guest's hypercalls were timed over the window, in one thread and across threads alike
+    // (one in 16: a guest's gets alone were at least 0.8 x the set's pages).
+    for (const g of [...r1.guests, ...r3.guests]) {
+      const w = g.hypercallWait;
+      expect(w?.timed ?? 0).toBeGreaterThan((0.8 * SET_MIB * 256) / 16 - 1);
+      expect(w!.traps).toBeGreaterThan(0.8 * SET_MIB * 256);
+      expect(w!.p50Us).toBeLessThanOrEqual(w!.p99Us);
+      expect(w!.meanUs).toBeGreaterThan(0);
+    }
   });
 
   it("calls an OOM-killed workload invalid: the kill, the exit code, no mismatch count, exit 1", { timeout: 600_000 }, async () => {
