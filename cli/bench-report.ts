@@ -82,6 +82,11 @@ export interface RepeatMetrics {
   storeFragmentationFrames?: number | null;
   /** Puts that shared data with an equal page (store.dedupHits). */
   storeDedupHits?: number | null;
+  /**
+   * Mean time a guest's vCPU waited on a hypercall over the window, all guests' timed traps
+   * together (GuestSummary.hypercallWait: one trap in 16; threaded, the crossing included).
+   */
+  hypercallWaitMeanUs?: number | null;
   /** Host CPU time (user + system) of the whole run: boots, file set, workload; all guests share one thread. */
   hostCpuSeconds: number | null;
   /** Wall time of the whole run, boots included. */
@@ -93,7 +98,7 @@ export type MetricKey = keyof RepeatMetrics;
 export interface MetricInfo {
   key: MetricKey;
   label: string;
-  unit: "sectors" | "requests" | "pages" | "ops" | "faults" | "s" | "frames" | "x";
+  unit: "sectors" | "requests" | "pages" | "ops" | "faults" | "s" | "frames" | "x" | "us";
 }
 
 /** Every metric, in report order. */
@@ -124,6 +129,7 @@ export const BENCH_METRICS: readonly MetricInfo[] = [
   { key: "storePagesPerFrame", label: "store pages per frame (at peak)", unit: "x" },
   { key: "storeFragmentationFrames", label: "store fragmentation, most frames", unit: "frames" },
   { key: "storeDedupHits", label: "store dedup hits", unit: "ops" },
+  { key: "hypercallWaitMeanUs", label: "hypercall wait, mean (µs)", unit: "us" },
   { key: "hostCpuSeconds", label: "host CPU time (whole run)", unit: "s" },
   { key: "wallSeconds", label: "wall time (whole run)", unit: "s" },
 ];
@@ -153,6 +159,19 @@ function sumOrNull(guests: readonly GuestSummary[], f: (g: GuestSummary) => numb
     total += v;
   }
   return guests.length ? total : null;
+}
+
+/** The guests' timed hypercall waits pooled: their mean, µs; null when none was timed. */
+function meanHypercallWaitUs(guests: readonly GuestSummary[]): number | null {
+  let timed = 0;
+  let sumUs = 0;
+  for (const g of guests) {
+    const w = g.hypercallWait;
+    if (!w) continue;
+    timed += w.timed;
+    sumUs += w.meanUs * w.timed;
+  }
+  return timed > 0 ? sumUs / timed : null;
 }
 
 /**
@@ -194,6 +213,7 @@ export function sampleFromSummary(s: RunSummary, repeat: number, hostCpuS: numbe
       storePagesPerFrame: s.storeDensity?.pagesPerFrameAtPeak ?? null,
       storeFragmentationFrames: s.storeDensity && s.storeDensity.samples > 0 ? s.storeDensity.maxFragmentationFrames : null,
       storeDedupHits: s.store.dedupHits ?? null,
+      hypercallWaitMeanUs: meanHypercallWaitUs(g),
       hostCpuSeconds: hostCpuS - (s.setup?.hostCpuSeconds ?? 0),
       wallSeconds: s.seconds - (s.setup?.seconds ?? 0),
     },
@@ -526,6 +546,7 @@ export function buildBenchDocument(input: BenchDocumentInput): BenchDocument {
 export function formatValue(v: number, unit: MetricInfo["unit"]): string {
   if (unit === "s") return v.toFixed(1);
   if (unit === "x") return v.toFixed(2);
+  if (unit === "us") return v.toFixed(1);
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 

@@ -28,6 +28,21 @@ describe("store metrics in the run summary and the bench", () => {
   });
 });
 
+describe("hypercall wait in the run summary and the bench", () => {
+  const wait = (timed: number, meanUs: number) => ({ traps: timed * 16, timed, meanUs, p50Us: 8, p90Us: 16, p99Us: 64 });
+  it("pools the guests' timed waits into one mean for the bench sample (a guest that timed none counts for nothing)", () => {
+    const s = summary([guest({ hypercallWait: wait(100, 10) }), guest({ name: "g1", hypercallWait: wait(300, 50) }), guest({ name: "g2", hypercallWait: null })]);
+    expect(sampleFromSummary(s, 1, 10).metrics.hypercallWaitMeanUs).toBeCloseTo((100 * 10 + 300 * 50) / 400, 9);
+    expect(sampleFromSummary(summary([guest()]), 1, 10).metrics.hypercallWaitMeanUs).toBeNull();
+  });
+  it("prints a line per run with each guest's median, p99 and mean, and says when threads are in it", () => {
+    const s = summary([guest({ hypercallWait: wait(100, 10) })]);
+    expect(formatSummary(s)).toContain("hypercall wait as each vCPU saw it (1 trap in 16 timed): g0 median <=8.0 µs, p99 <=64 µs, mean 10 µs (100 timed)");
+    expect(formatSummary({ ...s, threads: true })).toContain("(1 trap in 16 timed, the crossing between threads included)");
+    expect(formatSummary(summary([guest()]))).not.toContain("hypercall wait");
+  });
+});
+
 describe("the bench chart", () => {
   it("has a group for the store's pages per frame, printed with two decimals", async () => {
     const { CHART_GROUPS, compactNumber } = await import("../../cli/chart.ts");
