@@ -2,7 +2,7 @@
  * --threads on|off (run, bench): each guest's vCPU in a worker thread of its own, or every guest
  * time-sliced in the main thread (the default). The store and the memory host stay in the main
  * thread either way. Off is the default because, on the 2-core machine this was measured on, the
- * tmem-heavy built-in workloads run slower threaded (the default run: about 54 s against 40 s):
+ * tmem-heavy built-in workloads run slower threaded (the default run: about 57 s against 37 s):
  * every hypercall needs the store's thread on a core, and 2 or 3 busy guest threads leave it none.
  * CPU-bound guests gain about 2x with two (docs/scaling.md).
  */
