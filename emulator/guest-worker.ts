@@ -10,6 +10,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { BalloonStats } from "./balloon.ts";
 import { Guest } from "./guest.ts";
 import { TrapClient } from "./trap-channel.ts";
+import { emptyTrapWait } from "./trap-timer.ts";
 import { FORWARDED_CALLS, FORWARDED_SENDS, serializeError, type FromWorker, type GuestStatus, type SendMessage, type ToWorker, type WorkerData } from "./worker-protocol.ts";
 
 const port = parentPort;
@@ -49,7 +50,7 @@ function status(): GuestStatus {
     alive: g?.isAlive ?? false,
     balloonTargetPages: g?.balloon?.targetPages ?? 0,
     balloonActualPages: g?.balloon?.actualPages ?? 0,
-    trapWait: g?.trapWait() ?? { traps: 0, timed: 0, sumUs: 0, buckets: [] },
+    trapWait: g?.trapWait() ?? emptyTrapWait(),
   };
 }
 

@@ -244,7 +244,8 @@ export class Guest extends ConsoleView implements Disposable {
     const cpu = this.requireCpu();
     const regs = registersOf(registerFile(cpu));
     const device = { name: `tmemu-port-${port.toString(16)}` };
-    cpu.io.register_write(port, device, undefined, undefined, () => this.trapTimer.run(() => handler(regs)));
+    const trap = () => handler(regs);
+    cpu.io.register_write(port, device, undefined, undefined, () => this.trapTimer.run(trap));
     return { dispose: () => cpu.io.register_write(port, device, undefined, undefined, () => undefined) };
   }
 

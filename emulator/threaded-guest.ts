@@ -12,7 +12,6 @@
  * the guest is marked gone with the reason (GUEST_GONE), its pending calls and waits reject with
  * it, its worker is terminated; the other guests and the run go on.
  */
-import type { TrapWaitCounts } from "./trap-timer.ts";
 import { Worker } from "node:worker_threads";
 import { TmemuError } from "../hypervisor/user-errors.ts";
 import type { RunResult } from "./agent.ts";
@@ -21,6 +20,7 @@ import { ConsoleView, type Disposable } from "./console.ts";
 import { emptyDiskCounters, type DiskCounters } from "./disks.ts";
 import type { Guest, GuestBootOptions } from "./guest.ts";
 import { checkGuestMemoryMib } from "./memory-size.ts";
+import { emptyTrapWait, type TrapWaitCounts } from "./trap-timer.ts";
 import type { TrapRegisters } from "../hypervisor/tmem/hypercall.ts";
 import type { PciDeviceSpec } from "../hypervisor/tmem/pci.ts";
 import { createSlot, SlotMemory, TrapServer } from "./trap-channel.ts";
@@ -345,8 +345,8 @@ export class ThreadedGuest extends ConsoleView implements GuestApi {
 
   /** Guest.trapWait() as of the worker's last status (at most STATUS_EVERY_MS old, like `disks`). */
   trapWait(): TrapWaitCounts {
-    const w = this.status?.trapWait;
-    return w ? { ...w, buckets: w.buckets.slice() } : { traps: 0, timed: 0, sumUs: 0, buckets: [] };
+    // Each status is a fresh copy from the worker and is replaced, never changed: no copy needed.
+    return this.status?.trapWait ?? emptyTrapWait();
   }
 
   private applyStatus(s: GuestStatus): void {

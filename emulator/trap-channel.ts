@@ -4,11 +4,12 @@
  * to the one tmem store. A trap stays synchronous for the guest: its thread copies the registers
  * (and the 4 KiB frame EDI names, when EDI names one) into its slot, a SharedArrayBuffer, rings
  * the shared doorbell, spins on the slot for a few tens of microseconds and then sleeps in
- * Atomics.wait until the main thread has answered in the slot; then it writes the registers back and, when the handler wrote a page, copies the page into guest
- * RAM (GuestMemory.writePage: JIT-safe). Guest RAM is v86's own wasm memory, not shareable, so page
- * bytes can only cross by this copy in the guest's thread. docs/scaling.md has the measurements
- * that chose this design over a lock in shared memory, and those of the spinning: on this VM a
- * futex wake-up costs about 45 µs, a crossing between two spinning threads about 2 µs.
+ * Atomics.wait until the main thread has answered in the slot; then it writes the registers back
+ * and, when the handler wrote a page, copies the page into guest RAM (GuestMemory.writePage:
+ * JIT-safe). Guest RAM is v86's own wasm memory, not shareable, so page bytes can only cross by
+ * this copy in the guest's thread. docs/scaling.md has the measurements that chose this design
+ * over a lock in shared memory, and those of the spinning: on this VM a futex wake-up costs about
+ * 45 µs, a crossing between two spinning threads about 2 µs.
  *
  * No node: imports (Atomics and SharedArrayBuffer are language built-ins), so both ends are
  * unit-tested in one thread as well as across real workers.
@@ -227,7 +228,7 @@ export class TrapServer {
      * After answering, watch the doorbell this long before sleeping: a guest in a burst of
      * hypercalls rings again within microseconds, and a wake-up through the event loop costs tens.
      */
-    private readonly spinAfterServeUs = 0,
+    spinAfterServeUs = 0,
     /**
      * After answering, sleep on the doorbell in this thread (Atomics.wait: a futex, no CPU) this
      * long before going back to the event loop: the next trap of a burst is then answered after a
@@ -306,7 +307,7 @@ export class TrapServer {
           turn = performance.now();
           continue;
         }
-        if (served > 0 && this.spinAfterServeUs > 0 && this.spinUntilRung(seen)) continue;
+        if (served > 0 && this.spin.maxUs > 0 && this.spinUntilRung(seen)) continue;
         if (served > 0 && this.syncWaitUs > 0 && Atomics.wait(this.bell, 0, seen, this.syncWaitUs / 1000) !== "timed-out") continue;
         if (Atomics.load(this.bell, 0) !== seen) continue;
         const w = waitAsync(this.bell, 0, seen, WAIT_SLICE_MS);

@@ -39,6 +39,11 @@ export interface TrapWaitSummary {
   p99Us: number;
 }
 
+/** No trap yet (a guest whose worker has not reported, or a status from before the timer). */
+export function emptyTrapWait(): TrapWaitCounts {
+  return { traps: 0, timed: 0, sumUs: 0, buckets: [] };
+}
+
 /** The upper edge of bucket `i`, µs. */
 export function bucketUpperUs(i: number): number {
   return FIRST_EDGE_US * 2 ** (i / BUCKETS_PER_OCTAVE);

@@ -5,10 +5,10 @@
  * arguments and result can be cloned is forwarded by adding its name there (one line) and a one-line
  * method on ThreadedGuest; the types follow Guest's own signature.
  */
-import type { TrapWaitCounts } from "./trap-timer.ts";
 import { TmemuError, type TmemuErrorCode } from "../hypervisor/user-errors.ts";
 import type { BalloonStats } from "./balloon.ts";
 import type { DiskCounters } from "./disks.ts";
+import type { TrapWaitCounts } from "./trap-timer.ts";
 import type { Guest, GuestBootOptions } from "./guest.ts";
 
 /** Guest methods run in the worker: arguments and result are cloned. */
