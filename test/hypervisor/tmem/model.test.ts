@@ -309,7 +309,10 @@ describe.each(CONFIGS)("the store ($name) against the reference model", (config)
         expect(run.store.metrics().evictions).toBe(0);
         for (const g of run.guests) expect(g.handler.lastInternalError).toBeUndefined();
       }),
-      { numRuns: 150 },
+      // 300, not 150: the coverage floors below are met by chance of the random sequences, and at
+      // 150 "puts over the allowance" counted 9-34 in 24 runs but 4 in a clean clone's npm test
+      // (2026-11-30), which failed it; at 300 the expected count is twice as far from the floor.
+      { numRuns: 300 },
     );
     for (const kind of ["private", "shared", "persistent"]) {
       expect(coverage.count(TMEM_GET_PAGE, TMEM_HIT, kind), `get hits in ${kind} pools; ${coverage.dump()}`).toBeGreaterThan(20);
